@@ -149,69 +149,150 @@ DEFAULT_INFUSION_PRESET = "fast"
 class HarmonicConfig:
     """Space-time heat-equation fill (``harmonic``).
 
-    ``temporal_weight`` weighs the links between frames against those in a
-    frame (0: frame by frame).
+    The fill solves the discrete Laplace equation at every masked pixel with
+    the known pixels as boundary values. ``temporal_weight`` weighs the links
+    between frames against those in a frame (0: frame by frame). Systems of
+    at most ``direct_max`` unknowns are solved directly (sparse LU); larger
+    ones by multigrid-preconditioned conjugate gradients, until the relative
+    residual is below ``tol`` or after ``max_iterations`` iterations.
     """
 
     temporal_weight: float = 1.0
+    tol: float = 1e-6
+    max_iterations: int = 300
+    direct_max: int = 30_000
 
     def __post_init__(self) -> None:
         if self.temporal_weight < 0:
             raise InputError("harmonic config: temporal_weight must be >= 0")
+        if not 0 < self.tol < 1:
+            raise InputError("harmonic config: tol must be in (0, 1)")
+        if self.max_iterations < 1 or self.direct_max < 0:
+            raise InputError("harmonic config: max_iterations must be >= 1 and direct_max >= 0")
 
 
 @dataclass(frozen=True)
 class TVConfig:
     """Total-variation inpainting (``tv``), primal-dual (Chambolle-Pock).
 
-    ``iterations`` primal-dual steps; ``temporal_weight`` weighs the time
-    derivative in the total variation (0: frame by frame).
+    Minimises the isotropic, colour-coupled total variation of the video
+    (time derivative weighted by ``temporal_weight``; 0: frame by frame)
+    with the known pixels held fixed, on the mask's bounding box.
+    ``iterations`` primal-dual steps at most, stopping early once the energy
+    changed by less than ``tol`` (relative) over the last 50 steps (0: never).
+    ``init`` is the starting point: "harmonic" (the heat-equation fill, a
+    good start that shortens the run) or "mean" (the mean known colour).
     """
 
-    iterations: int = 300
+    iterations: int = 500
     temporal_weight: float = 1.0
+    tol: float = 1e-4
+    init: str = "harmonic"
 
     def __post_init__(self) -> None:
         if self.iterations < 1 or self.temporal_weight < 0:
             raise InputError("tv config: iterations must be >= 1 and temporal_weight >= 0")
+        if self.tol < 0:
+            raise InputError("tv config: tol must be >= 0")
+        if self.init not in ("harmonic", "mean"):
+            raise InputError("tv config: init must be harmonic or mean")
 
 
 @dataclass(frozen=True)
 class FlowConfig:
-    """Flow-guided propagation (``flow``): DIS optical flow on the known region,
-    known pixels carried forwards and backwards along it, the rest filled in space.
+    """Flow-guided propagation (``flow``), the classical core of FGVC / ProPainter.
+
+    1. DIS optical flow (``dis_preset``) between consecutive frames, on frames
+       whose hole is first filled in space (the hidden content is never seen);
+    2. the flow inside the hole, grown by ``flow_dilate`` pixels, is replaced
+       by its space-time harmonic completion;
+    3. every hole pixel follows the completed flow forwards and backwards,
+       frame after frame, until it lands on a known pixel; a step whose
+       forward-backward flow disagrees by more than ``consistency_px`` pixels
+       ends the chain. ``combine``: "blend" averages the two directions'
+       colours weighted by 1/distance in frames, "nearest" takes the
+       temporally nearer one;
+    4. what no chain reaches: the frame with the most such pixels is filled in
+       space (``spatial``: "telea" or "harmonic") and propagated again, at
+       most ``max_keyframes`` times; the rest is filled in space frame by
+       frame.
     """
 
     dis_preset: str = "medium"
     consistency_px: float = 1.0
+    flow_dilate: int = 3
+    combine: str = "blend"
+    spatial: str = "telea"
+    max_keyframes: int = 8
 
     def __post_init__(self) -> None:
         if self.dis_preset not in ("ultrafast", "fast", "medium"):
             raise InputError("flow config: dis_preset must be ultrafast, fast or medium")
         if self.consistency_px <= 0:
             raise InputError("flow config: consistency_px must be > 0")
+        if self.flow_dilate < 0 or self.max_keyframes < 0:
+            raise InputError("flow config: flow_dilate and max_keyframes must be >= 0")
+        if self.combine not in ("blend", "nearest"):
+            raise InputError("flow config: combine must be blend or nearest")
+        if self.spatial not in ("telea", "harmonic"):
+            raise InputError("flow config: spatial must be telea or harmonic")
 
 
 @dataclass(frozen=True)
 class PatchConfig:
-    """Patch-based video inpainting (``patch``, Newson et al. 2014).
+    """Patch-based video inpainting (``patch``, Wexler et al. 2007, Newson et al. 2014).
 
-    ``patch_size`` (space and time) of the spatio-temporal patches,
-    ``levels`` of the space-only pyramid, ``iterations`` of search and
-    voting per level, ``texture_weight`` of the gradient-magnitude features
-    in the patch distance.
+    Patches
+        ``patch_size`` pixels across in space and ``patch_frames`` in time
+        (both odd; shrunk to fit a short clip or a small region).
+    Pyramid
+        ``levels`` of the space-only pyramid (0: automatic, halving until the
+        hole is about a patch wide); ``margin`` pixels of context kept around
+        the hole's bounding box (the rest of the frame is not used).
+    Iterations
+        At each level at most ``iterations`` rounds of nearest-neighbour
+        search (``sweeps`` PatchMatch sweeps each) and reconstruction, stopped
+        early when the hole changes by less than ``tolerance`` (mean absolute
+        change, in 0..255 grey levels). ``init_sweeps`` PatchMatch sweeps per
+        layer of the onion-peel initialisation at the coarsest level.
+    Distance and reconstruction
+        ``texture_weight`` weighs the texture features (averaged absolute
+        gradients, Newson's beta) against the colours in the patch
+        distance, 0 to leave them out. Pixels are rebuilt as the mean of the
+        covering patches weighted by ``exp(-d / 2s)``, ``s`` the
+        ``sigma_percentile`` of their distances; ``final_vote`` "best" rebuilds
+        the final video from the best covering patch only (sharper), "mean"
+        keeps the weighted mean.
     """
 
     patch_size: int = 5
-    levels: int = 3
-    iterations: int = 10
-    texture_weight: float = 0.5
+    patch_frames: int = 5
+    levels: int = 0
+    iterations: int = 20
+    sweeps: int = 2
+    init_sweeps: int = 4
+    texture_weight: float = 50.0
+    sigma_percentile: float = 75.0
+    tolerance: float = 0.1
+    final_vote: str = "best"
+    margin: int = 64
 
     def __post_init__(self) -> None:
-        if self.patch_size < 3 or self.patch_size % 2 == 0:
-            raise InputError("patch config: patch_size must be odd and >= 3")
-        if self.levels < 1 or self.iterations < 1 or self.texture_weight < 0:
-            raise InputError("patch config: levels and iterations must be >= 1, texture_weight >= 0")
+        checks = [
+            (self.patch_size >= 3 and self.patch_size % 2 == 1, "patch_size must be odd and >= 3"),
+            (self.patch_frames >= 1 and self.patch_frames % 2 == 1, "patch_frames must be odd and >= 1"),
+            (0 <= self.levels <= 8, "levels must be in 0..8 (0: automatic)"),
+            (self.iterations >= 1, "iterations must be >= 1"),
+            (self.sweeps >= 1 and self.init_sweeps >= 1, "sweeps and init_sweeps must be >= 1"),
+            (self.texture_weight >= 0, "texture_weight must be >= 0"),
+            (0 <= self.sigma_percentile <= 100, "sigma_percentile must be in [0, 100]"),
+            (self.tolerance >= 0, "tolerance must be >= 0"),
+            (self.final_vote in ("best", "mean"), "final_vote must be best or mean"),
+            (self.margin >= 0, "margin must be >= 0"),
+        ]
+        for ok, msg in checks:
+            if not ok:
+                raise InputError(f"patch config: {msg}")
 
 
 # --------------------------------------------------------------------------

@@ -49,14 +49,15 @@ def threshold_mask(raw: np.ndarray, *, indexed: bool = False) -> np.ndarray:
 
 
 def dilate_mask(mask: np.ndarray, pixels: int) -> np.ndarray:
-    """Grow every frame of a ``bool (T, H, W)`` mask by a disk of radius ``pixels``."""
+    """Grow every frame of a ``bool (T, H, W)`` mask by the disk ``x^2 + y^2 <= pixels^2``."""
     if pixels < 0:
         raise InputError(f"dilation must be >= 0 pixels; got {pixels}")
     if pixels == 0:
         return mask
     import cv2
 
-    k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * pixels + 1, 2 * pixels + 1))
+    yy, xx = np.mgrid[-pixels:pixels + 1, -pixels:pixels + 1]
+    k = (yy**2 + xx**2 <= pixels**2).astype(np.uint8)
     out = np.empty_like(mask)
     for i, m in enumerate(mask):
         out[i] = cv2.dilate(m.astype(np.uint8), k) > 0

@@ -97,7 +97,7 @@ def available() -> list[str]:
 
 
 register(Method(
-    "infusion", "infusion.sampling:fill_infusion", C.InfusionConfig, C.INFUSION_PRESETS,
+    "infusion", "infusion.infusion_method:fill_infusion", C.InfusionConfig, C.INFUSION_PRESETS,
     C.DEFAULT_INFUSION_PRESET, True,
     "internal diffusion trained on the video itself, interval training (Cherel et al. 2025)",
 ))

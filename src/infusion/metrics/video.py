@@ -1,0 +1,99 @@
+"""Temporal metrics: motion in the hole and diversity of samples.
+
+Frames are RGB ``(T, H, W, 3)``, ``uint8`` or float in [0, 1]; masks bool
+or 0/1 ``(T, H, W)`` (or one ``(H, W)`` for every frame), True = hole.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import InputError
+from ..masks import dilate_mask
+from ._inputs import as_frames, as_mask, as_pair, grey, require_hole
+
+BAND = 8  # px: width of the ring around the hole used when there is no ground truth
+
+
+def motion(frames, region) -> float:
+    """Mean absolute temporal difference inside ``region``.
+
+    ``mean |frame(t+1) - frame(t)|`` over the RGB channels of the pixels
+    that are in the region in both frame t and frame t+1, pooled over all
+    frame pairs. Returns NaN when no pixel qualifies (one frame, or a region
+    that never stays in place for two frames).
+    """
+    f = as_frames(frames, "frames")
+    r = as_mask(region, f.shape, "region", "frames")
+    both = r[:-1] & r[1:]
+    if not both.any():
+        return float("nan")
+    diff = np.abs(f[1:] - f[:-1]).mean(axis=-1)  # (T-1, H, W), mean over channels
+    return float(diff[both].mean())
+
+
+def _ratio(num: float, den: float) -> float:
+    return float(num / den) if den > 0 else float("nan")
+
+
+def motion_ratio(result, truth, mask) -> float:
+    """Motion inside the hole of ``result`` over the same on ``truth``.
+
+    Both are :func:`motion` over the hole (pixels masked in frames t and
+    t+1, RGB mean, pooled over frames; the definition that reproduces the
+    Telea rows of ``bench/reference.md`` to 0.001). 1 is right, near 0 a
+    frozen fill, far above 1 flicker. NaN when the truth does not move in
+    the hole (or the clip has one frame).
+    """
+    a, b = as_pair(result, truth)
+    m = as_mask(mask, a.shape)
+    require_hole(m)
+    return _ratio(motion(a, m), motion(b, m))
+
+
+def band(mask, width: int = BAND) -> np.ndarray:
+    """Ring of ``width`` px around the hole: the mask dilated by a disk of radius ``width``, minus the mask.
+
+    ``mask``: bool ``(T, H, W)``; returns bool ``(T, H, W)``.
+    """
+    m = np.asarray(mask, dtype=bool)
+    if m.ndim != 3:
+        raise InputError(f"mask: expected (T, H, W); got shape {m.shape}")
+    return dilate_mask(m, width) & ~m
+
+
+def band_motion_ratio(result, mask, width: int = BAND) -> float:
+    """Motion of the fill relative to its surroundings, for clips without ground truth.
+
+    :func:`motion` of ``result`` inside the hole divided by :func:`motion`
+    of ``result`` in the :func:`band` around it (``width`` = 8 px). Near 0
+    means the fill is frozen while its surroundings move; far above 1 means
+    it flickers. NaN when the band does not move.
+    """
+    f = as_frames(result, "result")
+    m = as_mask(mask, f.shape, video_name="result")
+    require_hole(m)
+    return _ratio(motion(f, m), motion(f, band(m, width)))
+
+
+def diversity(samples, truth, mask) -> float:
+    """Spread of several fills relative to the spread of the true content.
+
+    The per-pixel standard deviation (population, ddof 0) over the samples
+    of the grey levels (BT.601 luma), averaged over every hole pixel of
+    every frame, divided by the standard deviation of the ground truth's
+    grey levels over the same pixels. 0 for identical samples; NaN when the
+    truth is uniform in the hole.
+
+    ``samples``: ``(S, T, H, W, 3)`` with S >= 2, uint8 or float [0, 1];
+    ``truth``: ``(T, H, W, 3)``; ``mask``: ``(T, H, W)`` or ``(H, W)``.
+    """
+    s = np.asarray(samples)
+    if s.ndim != 5 or s.shape[0] < 2:
+        raise InputError(f"samples: expected (S, T, H, W, 3) with S >= 2 samples; got shape {s.shape}")
+    gt = as_frames(truth, "truth")
+    frames = [as_pair(x, gt, (f"sample {i + 1}", "truth"))[0] for i, x in enumerate(s)]
+    m = as_mask(mask, gt.shape, video_name="truth")
+    require_hole(m)
+    spread = np.stack([grey(f)[m] for f in frames]).astype(np.float64).std(axis=0).mean()
+    return _ratio(spread, float(grey(gt)[m].astype(np.float64).std()))

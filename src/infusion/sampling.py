@@ -1,0 +1,109 @@
+"""The reverse process over a video: windowed x0 prediction and the steps.
+
+A :class:`Sampler` holds the noisy state ``x_t`` of ``S`` samples over the
+region of interest and advances it one reverse step at a time:
+
+1. ``x0_hat = clip(f(y, x_t, M, t), -1, 1)``, computed window by window and
+   blended where windows overlap;
+2. ``x0_hat = M * x0_hat + (1 - M) * V`` — the known pixels re-projected;
+3. ``x_s`` drawn from the posterior (DDPM) or by a DDIM step.
+
+The last ``x0_hat`` is the result. Known pixels of the region are the
+input's, erased under the mask at construction so that nothing depends on
+the hidden content.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+import torch
+
+from .diffusion import NoiseSchedule, ddim_step, ddpm_step, renoise
+from .roi import Window
+
+
+class Sampler:
+    """Reverse diffusion of ``samples`` fills of one region.
+
+    Parameters
+    ----------
+    video : tensor ``(1, 3, T, h, w)`` in [-1, 1]
+        The region of interest (its hidden content is never read).
+    mask : tensor ``(1, 1, T, h, w)`` in {0, 1}, 1 = fill.
+    windows : list of :class:`~infusion.roi.Window`
+        Pieces the network runs on, covering every masked pixel.
+    schedule : NoiseSchedule
+    samples : int
+    seed : int
+        Seed of the initial noise and of every step's noise.
+    method : "ddpm" or "ddim"; ``eta`` is DDIM's noise level.
+    """
+
+    def __init__(self, video: torch.Tensor, mask: torch.Tensor, windows: list[Window], schedule: NoiseSchedule,
+                 samples: int, seed: int, method: str = "ddpm", eta: float = 1.0):
+        self.mask = mask
+        self.known = video * (1.0 - mask)
+        self.windows = windows
+        self.schedule = schedule
+        self.method, self.eta = method, eta
+        self.gen = torch.Generator().manual_seed(seed)
+        shape = (samples,) + tuple(video.shape[1:])
+        self.x = self._noise(shape)
+        self.x0_hat: Optional[torch.Tensor] = None
+        self.steps_done = 0
+
+    @property
+    def device(self) -> torch.device:
+        return self.known.device
+
+    def _noise(self, shape) -> torch.Tensor:
+        return torch.randn(shape, generator=self.gen).to(self.device)
+
+    @torch.inference_mode()
+    def predict_x0(self, model: torch.nn.Module, x_t: torch.Tensor, t: int) -> torch.Tensor:
+        """Blended, clipped and re-projected clean estimate of every sample, shaped like ``x_t``."""
+        model.eval()
+        acc = torch.zeros_like(x_t)
+        tt = torch.full((1,), t, dtype=torch.long, device=self.device)
+        for win in self.windows:
+            y0, y1, x0, x1 = win.box
+            sl = (slice(None), slice(None), slice(win.t0, win.t1), slice(y0, y1), slice(x0, x1))
+            weight = torch.as_tensor(win.weights, dtype=x_t.dtype, device=self.device).reshape(1, 1, -1, 1, 1)
+            cond, mask = self.known[sl], self.mask[sl]
+            for i in range(x_t.shape[0]):
+                pred = model(cond, x_t[i:i + 1][sl], mask, tt).clamp_(-1.0, 1.0)
+                acc[i:i + 1][sl] += weight * pred
+        return self.mask * acc + self.known
+
+    def step(self, model: torch.nn.Module, t: int, s: int) -> None:
+        """Advance every sample from timestep ``t`` to ``s < t`` (``s = -1``: the end)."""
+        x0 = self.predict_x0(model, self.x, t)
+        noise = self._noise(self.x.shape) if s >= 0 else None
+        if self.method == "ddim":
+            self.x = ddim_step(self.schedule, x0, self.x, t, s, noise, self.eta)
+        else:
+            self.x = ddpm_step(self.schedule, x0, self.x, t, s, noise)
+        self.x0_hat = x0
+        self.steps_done += 1
+
+    def jump_back(self, s: int, t: int) -> None:
+        """Re-noise the state from timestep ``s`` up to ``t > s`` (RePaint resampling)."""
+        self.x = renoise(self.schedule, self.x, s, t, self._noise(self.x.shape))
+
+    def result(self) -> np.ndarray:
+        """The last clean estimate as float32 ``(S, T, h, w, 3)`` in [0, 1]."""
+        if self.x0_hat is None:
+            raise RuntimeError("no reverse step has been taken")
+        return ((self.x0_hat.permute(0, 2, 3, 4, 1).float().cpu().numpy() + 1.0) * 0.5).clip(0.0, 1.0)
+
+    def state_dict(self) -> dict:
+        return {"x": self.x.cpu(), "x0_hat": None if self.x0_hat is None else self.x0_hat.cpu(),
+                "rng": self.gen.get_state(), "steps_done": self.steps_done}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.x = state["x"].to(self.device)
+        self.x0_hat = None if state["x0_hat"] is None else state["x0_hat"].to(self.device)
+        self.gen.set_state(state["rng"])
+        self.steps_done = int(state["steps_done"])

