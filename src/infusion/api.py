@@ -8,7 +8,7 @@ from typing import Optional
 
 import numpy as np
 
-from .masks import load_mask
+from .masks import load_mask, match_mask
 from .methods import get_method
 from .pipeline import InpaintResult, run
 from .progress import as_progress
@@ -79,14 +79,12 @@ def inpaint_file(video_path, mask_path, out_path, *, method: str = "infusion", p
     prog = as_progress(progress)
     out = check_output_path(out_path, [video_path, mask_path])
     video, video_fps = load_video(video_path)
-    mask = load_mask(mask_path, dilate=dilate)
+    mask = match_mask(load_mask(mask_path, dilate=dilate), video.shape, mask_name=str(mask_path),
+                      video_name=str(video_path))
     m = get_method(method)
     if work_dir is None and m.stochastic:
         work_dir = out.with_name(out.name + ".work")
     cfg = m.resolve_config(preset, config, overrides)
-    prog.log(f"infusion: {method} on {video_path} ({video.shape[0]} frames, {video.shape[2]}x{video.shape[1]}), "
-             f"mask {mask_path}, seed {seed}")
-    prog.log(f"settings: {type(cfg).__name__}({', '.join(f'{k}={v}' for k, v in vars(cfg).items())})")
     result: InpaintResult = run(
         video, mask, method=method, config=cfg, seed=seed, device=device, threads=threads,
         samples=samples, average=average, progress=prog, work_dir=work_dir, resume=resume,

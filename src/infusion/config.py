@@ -213,16 +213,16 @@ class FlowConfig:
        colours weighted by 1/distance in frames, "nearest" takes the
        temporally nearer one;
     4. what no chain reaches: the frame with the most such pixels is filled in
-       space (``spatial``: "telea" or "harmonic") and propagated again, at
+       space (``spatial``: "harmonic" or "telea") and propagated again, at
        most ``max_keyframes`` times; the rest is filled in space frame by
        frame.
     """
 
     dis_preset: str = "medium"
-    consistency_px: float = 1.0
-    flow_dilate: int = 3
+    consistency_px: float = 2.0
+    flow_dilate: int = 6
     combine: str = "blend"
-    spatial: str = "telea"
+    spatial: str = "harmonic"
     max_keyframes: int = 8
 
     def __post_init__(self) -> None:

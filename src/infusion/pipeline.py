@@ -270,6 +270,10 @@ def run(video, mask, *, method: str = "infusion", preset: Optional[str] = None, 
         return InpaintResult(video[None].copy(), video.copy() if average else None, method, used_preset,
                              cfg, int(seed), dev, {"wall_s": 0.0, "cpu_s": 0.0}, nothing_to_do=True)
 
+    t, h, w = mask.shape
+    prog.log(f"infusion: {method}{f' ({used_preset})' if used_preset else ''} on {video_name} "
+             f"({t} frames, {w}x{h}), mask {mask_name} ({100 * mask.mean():.1f}% of pixels), seed {seed}")
+    prog.log(f"settings: {cfg!r}")
     wd = Path(work_dir) if work_dir is not None else None
     if wd is not None:
         prepare_work_dir(wd, job_signature(video, mask, method, cfg, int(seed), samples, dev), resume, restart)

@@ -167,7 +167,7 @@ def difference_system(values: np.ndarray, mask: np.ndarray, axes=(0, 1, 2)) -> D
 
     flat_mask = mask.reshape(-1)
     flat_index = index.reshape(-1)
-    flat_values = values.reshape(-1, values.shape[-1]).astype(np.float64, copy=False)
+    flat_values = values.reshape(-1, values.shape[-1])
     strides = (shape[1] * shape[2], shape[2], 1)
     rows_all = np.arange(m, dtype=np.int64)
     K, g = {}, {}
@@ -182,6 +182,7 @@ def difference_system(values: np.ndarray, mask: np.ndarray, axes=(0, 1, 2)) -> D
         d = np.concatenate([np.ones(int(uq.sum())), -np.ones(int(up.sum()))])
         K[a] = sp.csr_matrix((d, (r, c)), shape=(m, n))
         ga = np.zeros((m, values.shape[-1]), dtype=np.float64)
-        ga[rows] = (np.where(uq[:, None], 0.0, flat_values[q]) - np.where(up[:, None], 0.0, flat_values[p]))
+        ga[rows] = (np.where(uq[:, None], 0.0, flat_values[q].astype(np.float64))
+                    - np.where(up[:, None], 0.0, flat_values[p].astype(np.float64)))
         g[a] = ga
     return DifferenceSystem(coords, index, axes, K, g, terms)

@@ -1,0 +1,174 @@
+"""The diffusion method end to end: leakage, exactness, resume, windows, learning."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from infusion import unet3d
+from infusion.config import InfusionConfig
+from infusion.diffusion import NoiseSchedule
+from infusion.pipeline import run
+from infusion.training import Trainer
+
+TINY = dict(width=8, levels=2, time_channels=8, num_timesteps=100, num_intervals=3, steps_per_interval=4,
+            sample_steps_per_interval=2, clip_frames=4, crop_size=0, lr=1e-3)
+CASES = Path(__file__).resolve().parents[2] / "shared" / "bench" / "cases"
+
+
+def texture(t=6, h=16, w=16, seed=0):
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w]
+    frames = [np.stack([np.sin(xx * 0.7 + i * 0.5), np.cos(yy * 0.5 - i * 0.3), np.sin((xx + yy) * 0.3)], -1)
+              for i in range(t)]
+    video = (np.array(frames) * 0.4 + 0.5 + rng.normal(0, 0.02, (t, h, w, 3))).clip(0, 1)
+    mask = np.zeros((t, h, w), bool)
+    mask[:, 5:11, 4:10] = True
+    return (video * 255).round().astype(np.uint8), mask
+
+
+def fill(video, mask, seed=0, **kw):
+    opts = {k: kw.pop(k) for k in list(kw) if k in ("work_dir", "resume", "progress", "samples", "keep_work")}
+    return run(video, mask, method="infusion", config=InfusionConfig(**{**TINY, **kw}), seed=seed, **opts)
+
+
+def test_hidden_content_leaks_into_nothing():
+    """Changing the video under the mask changes no loss, no gradient and no output pixel."""
+    video, mask = texture()
+    other = video.copy()
+    other[mask] = np.random.default_rng(5).integers(0, 256, other[mask].shape, dtype=np.uint8)
+    cfg = InfusionConfig(**{**TINY, "crop_size": 8, "crop_near_hole": 1.0})
+    sched = NoiseSchedule.linear(cfg.num_timesteps)
+    runs = []
+    for v in (video, other):
+        torch.manual_seed(0)
+        net = unet3d.UNet3D(cfg.width, cfg.levels, cfg.time_channels)
+        vt = torch.from_numpy(v.transpose(3, 0, 1, 2).astype(np.float32) / 127.5 - 1)[None]
+        mt = torch.from_numpy(mask)[None, None].float()
+        trainer = Trainer(net, vt, mt, sched, cfg, seed=3)
+        losses, grads = [], []
+        for _ in range(3):
+            losses.append(trainer.train_step(0, 99))
+            grads.append([p.grad.clone() for p in net.parameters()])
+        runs.append((losses, grads))
+    assert runs[0][0] == runs[1][0]
+    for ga, gb in zip(runs[0][1], runs[1][1]):
+        assert all(torch.equal(a, b) for a, b in zip(ga, gb))
+    out_a, out_b = fill(video, mask).video, fill(other, mask).video
+    assert np.array_equal(out_a[mask], out_b[mask])
+
+
+def test_known_pixels_exact_and_same_seed_same_output():
+    video, mask = texture()
+    a = fill(video, mask, seed=4, samples=2)
+    b = fill(video, mask, seed=4, samples=2)
+    assert a.samples.shape == (2,) + video.shape
+    assert np.array_equal(a.samples, b.samples)
+    assert all(np.array_equal(s[~mask], video[~mask]) for s in a.samples)
+    assert not np.array_equal(a.samples[0][mask], a.samples[1][mask])  # independent samples
+    c = fill(video, mask, seed=5)
+    assert not np.array_equal(a.samples[0], c.video)
+
+
+def test_both_orders_and_the_no_interval_ablation_run():
+    video, mask = texture()
+    for kw in ({"interleaved": False}, {"interval_training": False}, {"sampler": "ddim", "ddim_eta": 0.0}):
+        out = fill(video, mask, **kw).video
+        assert out.shape == video.shape and np.array_equal(out[~mask], video[~mask])
+
+
+class Interrupt:
+    """Progress callback that stops the run at the n-th training/sampling step."""
+
+    def __init__(self, at: int, how: str):
+        self.at, self.how, self.count = at, how, 0
+
+    def __call__(self, event):
+        if event.get("event") != "progress":
+            return
+        self.count += 1
+        if self.count == self.at:
+            if self.how == "sigint":
+                os.kill(os.getpid(), signal.SIGINT)  # graceful: saved at the next step boundary
+            else:
+                raise KeyboardInterrupt  # abrupt: the last stage-end checkpoint is used
+
+
+@pytest.mark.parametrize("how, at", [("raise", 9), ("sigint", 5), ("sigint", 11)])
+def test_resume_after_interrupt_equals_an_uninterrupted_run(tmp_path, how, at):
+    video, mask = texture()
+    reference = fill(video, mask, seed=2, samples=2).samples
+    wd = tmp_path / "work"
+    with pytest.raises(KeyboardInterrupt):
+        fill(video, mask, seed=2, samples=2, work_dir=wd, progress=Interrupt(at, how))
+    assert (wd / "checkpoint.pt").exists()
+    resumed = fill(video, mask, seed=2, samples=2, work_dir=wd, resume=True).samples
+    assert np.array_equal(resumed, reference)
+    assert not wd.exists()  # removed after success
+
+
+def test_resume_after_kill_9(tmp_path):
+    video, mask = texture()
+    np.save(tmp_path / "v.npy", video)
+    np.save(tmp_path / "m.npy", mask)
+    reference = fill(video, mask, seed=1).video
+    script = textwrap.dedent(f"""
+        import os, signal, numpy as np
+        from infusion.config import InfusionConfig
+        from infusion.pipeline import run
+        count = [0]
+        def progress(e):
+            if e.get("event") == "progress":
+                count[0] += 1
+                if count[0] == 10:
+                    os.kill(os.getpid(), signal.SIGKILL)
+        run(np.load("{tmp_path}/v.npy"), np.load("{tmp_path}/m.npy"), method="infusion",
+            config=InfusionConfig(**{TINY!r}), seed=1, work_dir="{tmp_path}/work", progress=progress)
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    resumed = fill(video, mask, seed=1, work_dir=tmp_path / "work", resume=True).video
+    assert np.array_equal(resumed, reference)
+
+
+def test_long_clip_is_processed_in_bounded_windows(monkeypatch):
+    video, mask = texture(t=300, h=16, w=16)
+    seen = []
+    original = unet3d.UNet3D.forward
+
+    def spy(self, cond, x_t, m, t):
+        seen.append(int(np.prod(x_t.shape[2:])) * x_t.shape[0])
+        return original(self, cond, x_t, m, t)
+
+    monkeypatch.setattr(unet3d.UNet3D, "forward", spy)
+    limit = 24 * 16 * 16
+    out = fill(video, mask, max_window_voxels=limit, num_intervals=1, steps_per_interval=1,
+               sample_steps_per_interval=1).video
+    assert out.shape == video.shape and np.array_equal(out[~mask], video[~mask])
+    assert max(seen) <= limit
+    assert len(seen) >= 300 // 24  # the whole clip went through, window by window
+
+
+@pytest.mark.skipif(not (CASES / "tiny-waterfall1").exists(), reason=f"benchmark cases not found at {CASES}")
+def test_fast_fill_beats_a_flat_fill_on_a_real_clip():
+    from infusion.masks import load_mask
+    from infusion.metrics import psnr_hole
+    from infusion.video_io import load_video
+
+    case = CASES / "tiny-waterfall1"
+    video, _ = load_video(case / "frames")
+    mask = load_mask(case / "masks" / "box")
+    video, mask = video[:16], mask[:16]
+    result = run(video, mask, method="infusion", preset="fast", seed=0,
+                 overrides={"num_intervals": 4, "steps_per_interval": 40}).video
+    known = video[~mask].reshape(-1, 3).mean(axis=0)
+    flat = np.where(mask[..., None], np.round(known).astype(np.uint8), video)
+    assert psnr_hole(result, video, mask) > psnr_hole(flat, video, mask) + 1.0
