@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from infusion.diffusion import (NoiseSchedule, ddim_step, ddpm_step, interval_bounds, interval_timesteps,
+from infusion.diffusion import (NoiseSchedule, ddim_step, ddpm_step, interval_bounds, interval_timesteps, resample_moves,
                                 posterior_coefficients, q_sample, renoise, sampling_plan)
 from infusion.roi import grow_box, plan_windows, temporal_windows, window_weights
 from infusion.train_masks import random_masks, trajectory
@@ -192,3 +192,22 @@ def test_region_of_interest_covers_the_hole():
     assert grow_box((5, 10, 5, 10), 1, 64, 64, 8) == (4, 12, 4, 12)
     assert grow_box((5, 10, 5, 10), 2, 64, 64, 8) == (0, 16, 0, 16)
     assert grow_box((50, 60, 0, 5), 4, 64, 64, 8) == (40, 64, 0, 16)
+
+
+def test_repaint_resampling_moves():
+    seq = [49, 39, 29, 19, 9, -1]
+    assert resample_moves(seq) == list(zip(seq, seq[1:]))
+    moves = resample_moves(seq, jump=2, count=3)
+    # down 2, (up 2, down 2) x 2, down 2, (up 2, down 2) x 2, down 1 to the clean end
+    down = [(49, 39), (39, 29)]
+    up = [(29, 39), (39, 49)]
+    mid_down = [(29, 19), (19, 9)]
+    mid_up = [(9, 19), (19, 29)]
+    assert moves == down + up + down + up + down + mid_down + mid_up + mid_down + mid_up + mid_down + [(9, -1)]
+    position = 0
+    for t, s in moves:  # every move starts where the previous one ended
+        assert t == seq[position]
+        position = seq.index(s)
+    assert position == len(seq) - 1
+    plan = sampling_plan(100, 2, 5, resample_jump=2, resample_count=2)
+    assert plan[0][0] == (99, 87) and plan[-1][-1] == (0, -1)

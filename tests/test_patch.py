@@ -103,11 +103,11 @@ def test_pipeline_keeps_known_pixels_and_is_deterministic():
     assert err < 8  # grey levels
 
 
-def test_without_texture_features_and_mean_vote():
+def test_without_texture_features_and_best_patch_vote():
     video = _translation(t=10)
     mask = np.zeros(video.shape[:3], bool)
     mask[:, 10:18, 14:18] = True
-    out, _ = _fill(video, mask, texture_weight=0, final_vote="mean", levels=1, iterations=5)
+    out, _ = _fill(video, mask, texture_weight=0, final_percentile=0, levels=1, iterations=5)
     assert _psnr_hole(out, video, mask) > 30
 
 
@@ -123,7 +123,7 @@ def test_config_validation_and_registry():
     with pytest.raises(InputError):
         PatchConfig(patch_size=4)
     with pytest.raises(InputError):
-        PatchConfig(final_vote="median")
+        PatchConfig(final_percentile=-1)
     with pytest.raises(InputError):
         PatchConfig(patch_frames=0)
     m = get_method("patch")

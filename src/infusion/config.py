@@ -35,7 +35,14 @@ class InfusionConfig:
         interval follows its training (``interleaved``), with
         ``sample_steps_per_interval`` reverse steps (the interval length =
         the full chain; fewer = respaced), by ``sampler`` "ddpm" (ancestral)
-        or "ddim" (``ddim_eta`` = 0 deterministic).
+        or "ddim" (``ddim_eta`` = 0 deterministic). ``resample_jump`` > 0 and
+        ``resample_count`` > 1 add RePaint resampling inside each interval:
+        every ``resample_jump`` steps the chain goes back up as many steps
+        and comes down again, ``resample_count`` times in all.
+        ``keyframes`` "on" samples keyframes first when the clip is longer
+        than the network's temporal reach, "auto" does so when the hole
+        itself lasts longer than that reach, "off" never; levels are
+        ``keyframe_factor`` apart in stride (see :mod:`infusion.keyframes`).
     Training data
         ``clip_frames`` consecutive frames per step, ``batch_size`` clips;
         ``crop_size`` > 0 trains on square crops of that side (chosen near the
@@ -51,6 +58,9 @@ class InfusionConfig:
         once when it fits ``max_window_voxels``), overlapping by
         ``window_overlap`` frames and blended linearly. ``roi`` restricts
         sampling to the mask's bounding box grown by ``roi_margin`` pixels.
+    Compute
+        ``precision`` of the network: "fp32", "bf16" (mixed precision) or
+        "auto" (bf16 where the hardware runs it natively, else fp32).
     """
 
     # network
@@ -69,6 +79,10 @@ class InfusionConfig:
     sample_steps_per_interval: int = 50
     sampler: str = "ddpm"
     ddim_eta: float = 1.0
+    resample_jump: int = 0
+    resample_count: int = 1
+    keyframes: str = "off"
+    keyframe_factor: int = 4
     # training data
     clip_frames: int = 12
     batch_size: int = 1
@@ -86,6 +100,8 @@ class InfusionConfig:
     max_window_voxels: int = 48 * 256 * 256
     roi: bool = False
     roi_margin: int = 32
+    # compute
+    precision: str = "fp32"
 
     def __post_init__(self) -> None:
         checks = [
@@ -99,6 +115,9 @@ class InfusionConfig:
             (self.sample_steps_per_interval >= 1, "sample_steps_per_interval must be >= 1"),
             (self.sampler in ("ddpm", "ddim"), "sampler must be 'ddpm' or 'ddim'"),
             (0.0 <= self.ddim_eta <= 1.0, "ddim_eta must be in [0, 1]"),
+            (self.resample_jump >= 0 and self.resample_count >= 1, "resample_jump must be >= 0, resample_count >= 1"),
+            (self.keyframes in ("off", "on", "auto"), "keyframes must be off, on or auto"),
+            (self.keyframe_factor >= 2, "keyframe_factor must be >= 2"),
             (self.clip_frames >= 1, "clip_frames must be >= 1"),
             (self.batch_size >= 1, "batch_size must be >= 1"),
             (self.crop_size == 0 or self.crop_size >= 8, "crop_size must be 0 (whole frames) or >= 8"),
@@ -114,6 +133,7 @@ class InfusionConfig:
              "window_overlap must be smaller than window_frames"),
             (self.max_window_voxels >= 4096, "max_window_voxels must be >= 4096"),
             (self.roi_margin >= 0, "roi_margin must be >= 0"),
+            (self.precision in ("fp32", "bf16", "auto"), "precision must be fp32, bf16 or auto"),
         ]
         for ok, msg in checks:
             if not ok:
@@ -260,9 +280,10 @@ class PatchConfig:
         gradients, Newson's beta) against the colours in the patch
         distance, 0 to leave them out. Pixels are rebuilt as the mean of the
         covering patches weighted by ``exp(-d / 2s)``, ``s`` the
-        ``sigma_percentile`` of their distances; ``final_vote`` "best" rebuilds
-        the final video from the best covering patch only (sharper), "mean"
-        keeps the weighted mean.
+        ``sigma_percentile`` of their distances. The final video is rebuilt
+        once more with ``final_percentile`` in place of ``sigma_percentile``
+        (smaller = sharper weights); 0 takes each pixel from the best
+        covering patch only (Newson et al.'s final step).
     """
 
     patch_size: int = 5
@@ -274,7 +295,7 @@ class PatchConfig:
     texture_weight: float = 50.0
     sigma_percentile: float = 75.0
     tolerance: float = 0.1
-    final_vote: str = "best"
+    final_percentile: float = 25.0
     margin: int = 64
 
     def __post_init__(self) -> None:
@@ -287,7 +308,7 @@ class PatchConfig:
             (self.texture_weight >= 0, "texture_weight must be >= 0"),
             (0 <= self.sigma_percentile <= 100, "sigma_percentile must be in [0, 100]"),
             (self.tolerance >= 0, "tolerance must be >= 0"),
-            (self.final_vote in ("best", "mean"), "final_vote must be best or mean"),
+            (0 <= self.final_percentile <= 100, "final_percentile must be in [0, 100] (0: best patch)"),
             (self.margin >= 0, "margin must be >= 0"),
         ]
         for ok, msg in checks:

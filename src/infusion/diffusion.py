@@ -166,15 +166,46 @@ def interval_timesteps(low: int, high: int, steps: int) -> list[int]:
     return [int(v) for v in dict.fromkeys(ts.tolist())]
 
 
-def sampling_plan(num_timesteps: int, num_intervals: int, steps_per_interval: int) -> list[list[tuple[int, int]]]:
-    """Reverse steps ``(t, s)`` of each interval, noisiest interval first.
+def resample_moves(seq: list[int], jump: int = 0, count: int = 1) -> list[tuple[int, int]]:
+    """Moves along the timesteps ``seq`` (descending, the last one the next
+    interval's start or -1), with RePaint resampling (Lugmayr et al. 2022).
 
-    Concatenated over intervals they go from ``N-1`` down to ``-1``.
+    Without resampling (``jump == 0`` or ``count <= 1``) the moves are the
+    reverse steps ``(seq[i], seq[i+1])``. With it, each time the chain has
+    come down ``jump`` positions it goes back up the same ``jump`` positions
+    (``(t, s)`` with ``s > t``: re-noise) and comes down again, ``count - 1``
+    times, so every stretch of ``jump`` steps is sampled ``count`` times
+    and the generated content is harmonised with the known pixels. Never
+    jumps back from the clean end (-1).
+    """
+    n = len(seq) - 1
+    if jump <= 0 or count <= 1:
+        return [(seq[i], seq[i + 1]) for i in range(n)]
+    left = {p: count - 1 for p in range(jump, n + 1, jump) if seq[p] >= 0}
+    moves, p = [], 0
+    while p < n:
+        moves.append((seq[p], seq[p + 1]))
+        p += 1
+        if left.get(p, 0) > 0:
+            left[p] -= 1
+            for _ in range(jump):
+                moves.append((seq[p], seq[p - 1]))
+                p -= 1
+    return moves
+
+
+def sampling_plan(num_timesteps: int, num_intervals: int, steps_per_interval: int, resample_jump: int = 0,
+                  resample_count: int = 1) -> list[list[tuple[int, int]]]:
+    """Moves ``(t, s)`` of each interval, noisiest interval first.
+
+    ``s < t`` is a reverse step, ``s > t`` a re-noising jump (RePaint
+    resampling, see :func:`resample_moves`). Without resampling the moves,
+    concatenated over intervals, go from ``N-1`` down to ``-1``.
     """
     bounds = interval_bounds(num_timesteps, num_intervals)
     plan = []
     for k, (low, high) in enumerate(bounds):
         ts = interval_timesteps(low, high, steps_per_interval)
         nxt = bounds[k + 1][1] if k + 1 < len(bounds) else -1
-        plan.append(list(zip(ts, ts[1:] + [nxt])))
+        plan.append(resample_moves(ts + [nxt], resample_jump, resample_count))
     return plan

@@ -8,13 +8,15 @@ noisiest (METHOD.md):
   go on with the same model and optimizer;
 * not interleaved (the reference code's order): train every interval,
   keeping a snapshot of the model after each, then sample each interval
-  with its snapshot — the same result in distribution.
+  with its snapshot — the same result in distribution. Keyframe-first
+  sampling (:mod:`infusion.keyframes`) needs this order, since each level
+  runs the whole chain after the coarser one is finished.
 
-The run is a list of stages (``train k`` / ``sample k``). Its position
-(stage, steps done in it) is checkpointed with the model, optimizer, RNG
-states and the partial samples at the end of every stage, every few minutes,
-and on Ctrl-C, so that a resumed run gives exactly what an uninterrupted run
-with the same seed gives.
+The run is a list of stages (``train k`` / ``sample k`` of a level). Its
+position (stage, steps done in it) is checkpointed with the model,
+optimizer, RNG states and the partial samples at the end of every stage,
+every few minutes, and on Ctrl-C, so that a resumed run gives exactly what
+an uninterrupted run with the same seed gives.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from __future__ import annotations
 import copy
 import time
 from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
 import torch
@@ -29,11 +32,12 @@ import torch
 from .checkpoint import CHECKPOINT_NAME, deferred_interrupt, load_checkpoint, save_checkpoint
 from .config import InfusionConfig, config_to_dict
 from .diffusion import NoiseSchedule, interval_bounds, sampling_plan
+from .keyframes import SamplingPass, keyframe_strides, longest_occlusion, sampling_passes
 from .methods import RunContext
-from .roi import plan_windows
+from .roi import Box, plan_windows
 from .sampling import Sampler
 from .training import Trainer
-from .unet3d import UNet3D, count_parameters, forward_flops
+from .unet3d import UNet3D, count_parameters, forward_flops, temporal_reach
 
 CHECKPOINT_EVERY_S = 300.0
 
@@ -43,15 +47,27 @@ class Stage:
     kind: str  # "train" or "sample"
     interval: int
     length: int
+    level: int = 0  # sampling level (keyframe-first sampling), 0 = coarsest
 
 
-def plan_stages(config: InfusionConfig, plan: list[list[tuple[int, int]]]) -> list[Stage]:
+def plan_stages(config: InfusionConfig, plan: list[list[tuple[int, int]]], levels: int) -> list[Stage]:
     """Order of the training and sampling stages of a run."""
     train = [Stage("train", k, config.steps_per_interval) for k in range(config.num_intervals)]
-    sample = [Stage("sample", k, len(plan[k])) for k in range(config.num_intervals)]
-    if config.interleaved:
-        return [s for pair in zip(train, sample) for s in pair]
-    return train + sample
+    sample = [[Stage("sample", k, len(plan[k]), lvl) for k in range(config.num_intervals)] for lvl in range(levels)]
+    if config.interleaved and levels == 1:
+        return [s for pair in zip(train, sample[0]) for s in pair]
+    return train + [s for level in sample for s in level]
+
+
+def choose_strides(config: InfusionConfig, mask: np.ndarray) -> list[int]:
+    """Temporal strides of the sampling levels: ``[1]`` unless keyframe-first
+    sampling is on ("on", or "auto" and the occlusion outlasts the network's reach)."""
+    reach = temporal_reach(config.levels)
+    if config.keyframes == "off":
+        return [1]
+    if config.keyframes == "auto" and longest_occlusion(mask) <= reach:
+        return [1]
+    return keyframe_strides(mask.shape[0], reach, config.keyframe_factor)
 
 
 def resize_for_config(video: np.ndarray, mask: np.ndarray, max_side: int) -> tuple[np.ndarray, np.ndarray, bool]:
@@ -83,6 +99,77 @@ def _upsize(samples: np.ndarray, height: int, width: int) -> np.ndarray:
     return np.clip(out, 0.0, 1.0)
 
 
+class LevelSampler:
+    """The samplers of keyframe-first sampling, one level at a time, over a canvas.
+
+    ``canvas`` ``(S, 3, T, h, w)`` holds the region of interest of every
+    sample: the known pixels, and the fill of every finished level. A
+    level's sampler works on the level's frames, with the frames filled by
+    coarser levels given as known.
+    """
+
+    def __init__(self, video: torch.Tensor, mask: torch.Tensor, passes: list[SamplingPass], config: InfusionConfig,
+                 schedule: NoiseSchedule, samples: int, seed: int, precision: str, multiple: int):
+        self.mask, self.passes, self.config = mask, passes, config
+        self.schedule, self.samples, self.seed, self.precision = schedule, samples, seed, precision
+        self.multiple = multiple
+        self.canvas = video.expand(samples, *video.shape[1:]).clone() if len(passes) > 1 else video
+        self.level: Optional[int] = None
+        self.sampler: Optional[Sampler] = None
+        self.windows_per_level = [self._windows(p) for p in passes]
+
+    def _level_mask(self, p: SamplingPass) -> torch.Tensor:
+        m = self.mask[:, :, torch.from_numpy(p.frames)].clone()
+        m[:, :, torch.from_numpy(p.known)] = 0.0
+        return m
+
+    def _windows(self, p: SamplingPass):
+        m = self._level_mask(p)[0, 0].cpu().numpy() > 0.5
+        cfg = self.config
+        return plan_windows(m, cfg.window_frames, cfg.window_overlap, cfg.max_window_voxels, cfg.roi_margin,
+                            self.multiple, cfg.roi)[1]
+
+    def enter(self, level: int) -> Sampler:
+        """The sampler of ``level``, created on first use (closing the previous level)."""
+        if self.level != level:
+            if self.sampler is not None:
+                self.finish()
+            p = self.passes[level]
+            self.sampler = Sampler(self.canvas[:, :, torch.from_numpy(p.frames)], self._level_mask(p),
+                                   self.windows_per_level[level], self.schedule, self.samples,
+                                   seed=self.seed + 7919 * level, method=self.config.sampler,
+                                   eta=self.config.ddim_eta, precision=self.precision)
+            self.level = level
+        return self.sampler
+
+    def finish(self) -> None:
+        """Write the current level's fill into the canvas."""
+        if self.sampler is None or len(self.passes) == 1:
+            return
+        frames = torch.from_numpy(self.passes[self.level].frames)
+        self.canvas[:, :, frames] = self.sampler.x0_hat
+
+    def result(self) -> np.ndarray:
+        """float32 ``(S, T, h, w, 3)`` in [0, 1]."""
+        if len(self.passes) == 1:
+            return self.sampler.result()
+        self.finish()
+        return ((self.canvas.permute(0, 2, 3, 4, 1).float().cpu().numpy() + 1.0) * 0.5).clip(0.0, 1.0)
+
+    def state_dict(self) -> dict:
+        return {"level": -1 if self.level is None else self.level,
+                "sampler": None if self.sampler is None else self.sampler.state_dict(),
+                "canvas": self.canvas.cpu() if len(self.passes) > 1 else None}
+
+    def load_state_dict(self, state: dict) -> None:
+        if state["canvas"] is not None:
+            self.canvas = state["canvas"].to(self.canvas.device)
+        if state["level"] >= 0:
+            self.level = None
+            self.sampler = None
+            self.enter(state["level"]).load_state_dict(state["sampler"])
+
+
 def fill_infusion(video: np.ndarray, mask: np.ndarray, config: InfusionConfig, ctx: RunContext) -> np.ndarray:
     """Fill ``mask`` in ``video`` with a diffusion model trained on the video itself.
 
@@ -95,21 +182,31 @@ def fill_infusion(video: np.ndarray, mask: np.ndarray, config: InfusionConfig, c
     if resized:
         ctx.progress.log(f"infusion: working at {vid.shape[2]}x{vid.shape[1]} (max_side={config.max_side})")
 
+    strides = choose_strides(config, msk)
+    passes = sampling_passes(msk.shape[0], strides)
+    if len(passes) > 1:
+        ctx.progress.log(f"infusion: the hole lasts {longest_occlusion(msk)} frames, more than the network's "
+                         f"{temporal_reach(config.levels)}: keyframe-first sampling at strides {strides}")
+
     torch.manual_seed(ctx.seed)  # network initialisation
     model = UNet3D(config.width, config.levels, config.time_channels).to(device)
     v = torch.from_numpy(np.ascontiguousarray(vid.transpose(3, 0, 1, 2)))[None].to(device) * 2.0 - 1.0
     m = torch.from_numpy(msk)[None, None].to(device, torch.float32)
+    v = v * (1.0 - m)  # nothing below reads the hidden content
     schedule = NoiseSchedule.linear(config.num_timesteps, config.beta_start, config.beta_end)
-    trainer = Trainer(model, v, m, schedule, config, ctx.seed)
+    trainer = Trainer(model, v, m, schedule, config, ctx.seed, strides=tuple(strides),
+                      keyframe_factor=config.keyframe_factor)
 
-    roi, windows = plan_windows(msk, config.window_frames, config.window_overlap, config.max_window_voxels,
-                                config.roi_margin, model.multiple, config.roi)
+    roi: Box = plan_windows(msk, config.window_frames, config.window_overlap, config.max_window_voxels,
+                            config.roi_margin, model.multiple, config.roi)[0]
     y0, y1, x0, x1 = roi
-    sampler = Sampler(v[..., y0:y1, x0:x1], m[..., y0:y1, x0:x1], windows, schedule, ctx.samples,
-                      seed=ctx.seed + 1_000_003, method=config.sampler, eta=config.ddim_eta)
-    plan = sampling_plan(config.num_timesteps, config.num_intervals, config.sample_steps_per_interval)
+    levels = LevelSampler(v[..., y0:y1, x0:x1], m[..., y0:y1, x0:x1], passes, config, schedule, ctx.samples,
+                          seed=ctx.seed + 1_000_003, precision=trainer.precision, multiple=model.multiple)
+    plan = sampling_plan(config.num_timesteps, config.num_intervals, config.sample_steps_per_interval,
+                         config.resample_jump, config.resample_count)
     bounds = interval_bounds(config.num_timesteps, config.num_intervals)
-    stages = plan_stages(config, plan)
+    stages = plan_stages(config, plan, len(passes))
+    interleaved = stages[1].kind == "sample" if len(stages) > 1 else True
     snapshots: list[dict] = []
 
     ckpt_path = ctx.work_dir / CHECKPOINT_NAME if ctx.work_dir is not None else None
@@ -119,28 +216,28 @@ def fill_infusion(video: np.ndarray, mask: np.ndarray, config: InfusionConfig, c
         state = load_checkpoint(ckpt_path)
         if state is not None:
             trainer.load_state_dict(state["trainer"])
-            sampler.load_state_dict(state["sampler"])
+            levels.load_state_dict(state["levels"])
             snapshots = state["snapshots"]
             position = tuple(state["position"])
             stats = state["stats"]
+            at = stages[min(position[0], len(stages) - 1)]
             ctx.progress.log(f"infusion: resuming at stage {position[0] + 1}/{len(stages)} "
-                             f"({stages[min(position[0], len(stages) - 1)].kind} interval "
-                             f"{stages[min(position[0], len(stages) - 1)].interval + 1}), step {position[1]}")
+                             f"({at.kind} interval {at.interval + 1}), step {position[1]}")
 
     def save(pos) -> None:
         if ckpt_path is None:
             return
         save_checkpoint(ckpt_path, {
-            "position": list(pos), "trainer": trainer.state_dict(), "sampler": sampler.state_dict(),
+            "position": list(pos), "trainer": trainer.state_dict(), "levels": levels.state_dict(),
             "snapshots": snapshots, "stats": stats, "config": config_to_dict(config),
         })
 
-    roi_shape = (y1 - y0, x1 - x0)
+    moves = sum(len(p) for p in plan)
     ctx.progress.log(
-        f"infusion: {count_parameters(model):,} parameters; {len(stages)} stages "
-        f"({config.num_intervals} intervals x {config.steps_per_interval} training steps, "
-        f"{sum(len(p) for p in plan)} reverse steps); sampling region {roi_shape[1]}x{roi_shape[0]} "
-        f"in {len(windows)} window(s); device {device}")
+        f"infusion: {count_parameters(model):,} parameters; {config.num_intervals} intervals x "
+        f"{config.steps_per_interval} training steps, {moves} sampling moves x {len(passes)} level(s); "
+        f"sampling region {x1 - x0}x{y1 - y0} in {sum(len(w) for w in levels.windows_per_level)} window(s); "
+        f"device {device}, {trainer.precision}")
 
     last_save = time.monotonic()
     stage_idx, done = position
@@ -149,19 +246,22 @@ def fill_infusion(video: np.ndarray, mask: np.ndarray, config: InfusionConfig, c
             stage = stages[stage_idx]
             lo, hi = bounds[stage.interval] if config.interval_training else (0, config.num_timesteps - 1)
             label = f"{stage.kind} {stage.interval + 1}/{config.num_intervals}"
+            if len(passes) > 1 and stage.kind == "sample":
+                label += f" (level {stage.level + 1}/{len(passes)})"
             with ctx.progress.bar(label, total=stage.length, unit="step", initial=done) as bar:
-                if stage.kind == "sample" and not config.interleaved:
+                sampler = levels.enter(stage.level) if stage.kind == "sample" else None
+                if sampler is not None and not interleaved:
                     model.load_state_dict(snapshots[stage.interval])
                 while done < stage.length:
                     t0 = time.perf_counter()
-                    if stage.kind == "train":
+                    if sampler is None:
                         loss = trainer.train_step(lo, hi)
                         stats["losses"].append(loss)
                         stats["train_s"] += time.perf_counter() - t0
                         bar.update(1, loss=float(np.mean(stats["losses"][-20:])))
                     else:
                         t, s = plan[stage.interval][done]
-                        sampler.step(model, t, s)
+                        sampler.move(model, t, s)
                         stats["sample_s"] += time.perf_counter() - t0
                         bar.update(1, t=t)
                     done += 1
@@ -171,7 +271,7 @@ def fill_infusion(video: np.ndarray, mask: np.ndarray, config: InfusionConfig, c
                     if time.monotonic() - last_save > CHECKPOINT_EVERY_S:
                         save((stage_idx, done))
                         last_save = time.monotonic()
-            if stage.kind == "train" and not config.interleaved:
+            if stage.kind == "train" and not interleaved:
                 snapshots.append(copy.deepcopy(model.state_dict()))
             stage_idx, done = stage_idx + 1, 0
             save((stage_idx, done))
@@ -179,8 +279,9 @@ def fill_infusion(video: np.ndarray, mask: np.ndarray, config: InfusionConfig, c
 
     train_shape = (min(config.clip_frames, vid.shape[0]), min(config.crop_size or vid.shape[1], vid.shape[1]),
                    min(config.crop_size or vid.shape[2], vid.shape[2]))
-    ctx.stats.update(_report(config, model, stats, windows, ctx.samples, sum(len(p) for p in plan), train_shape))
-    result = sampler.result()
+    reverse_steps = sum(1 for mv in plan for t, s in mv if s < t)
+    ctx.stats.update(_report(config, model, stats, levels, ctx.samples, reverse_steps, train_shape))
+    result = levels.result()
     full = np.broadcast_to(vid, (ctx.samples,) + vid.shape).copy()
     full[:, :, y0:y1, x0:x1] = result
     if resized:
@@ -188,8 +289,8 @@ def fill_infusion(video: np.ndarray, mask: np.ndarray, config: InfusionConfig, c
     return full
 
 
-def _report(config: InfusionConfig, model: UNet3D, stats: dict, windows, samples: int, reverse_steps: int,
-            train_shape: tuple[int, int, int]) -> dict:
+def _report(config: InfusionConfig, model: UNet3D, stats: dict, levels: LevelSampler, samples: int,
+            reverse_steps: int, train_shape: tuple[int, int, int]) -> dict:
     """Figures worth saving with the result: times, losses, achieved GFLOP/s."""
     losses = stats["losses"]
     out = {
@@ -198,7 +299,9 @@ def _report(config: InfusionConfig, model: UNet3D, stats: dict, windows, samples
         "train_steps": len(losses),
         "final_loss": round(float(np.mean(losses[-50:])), 6) if losses else None,
         "parameters": count_parameters(model),
+        "sampling_levels": len(levels.passes),
     }
+    windows = [w for level in levels.windows_per_level for w in level]
     sample_flops = sum(forward_flops(model, w.t1 - w.t0, w.box[1] - w.box[0], w.box[3] - w.box[2]) for w in windows)
     sample_flops *= samples * reverse_steps
     if stats["sample_s"] > 0:

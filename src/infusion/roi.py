@@ -135,21 +135,23 @@ def plan_windows(mask: np.ndarray, window_frames: int, overlap: int, max_voxels:
 
 
 def sample_clip(rng: np.random.Generator, mask: np.ndarray, clip_frames: int, crop: int,
-                near_hole: float) -> tuple[slice, slice, slice]:
+                near_hole: float, stride: int = 1) -> tuple[slice, slice, slice]:
     """Pick a training clip: ``(frames, rows, cols)`` slices of a ``(T, H, W)`` video.
 
-    ``clip_frames`` consecutive frames (all when the video is shorter);
+    ``clip_frames`` frames ``stride`` apart (as many as the video holds);
     ``crop`` > 0 takes a square crop of that side (clipped to the frame),
     centred with probability ``near_hole`` on a random hole pixel of the
     clip (so that the context of the hole is learnt first), else uniform.
     """
     t, h, w = mask.shape
-    n = min(clip_frames, t)
-    t0 = int(rng.integers(0, t - n + 1))
+    n = min(clip_frames, (t - 1) // stride + 1)
+    span = (n - 1) * stride + 1
+    t0 = int(rng.integers(0, t - span + 1))
+    frames = slice(t0, t0 + span, stride)
     if crop <= 0:
-        return slice(t0, t0 + n), slice(0, h), slice(0, w)
+        return frames, slice(0, h), slice(0, w)
     ch, cw = min(crop, h), min(crop, w)
-    sub = mask[t0:t0 + n]
+    sub = mask[frames]
     if rng.uniform() < near_hole and sub.any():
         ys, xs = np.nonzero(sub.any(axis=0))
         i = int(rng.integers(0, len(ys)))
@@ -160,4 +162,4 @@ def sample_clip(rng: np.random.Generator, mask: np.ndarray, clip_frames: int, cr
     else:
         y0 = int(rng.integers(0, h - ch + 1))
         x0 = int(rng.integers(0, w - cw + 1))
-    return slice(t0, t0 + n), slice(y0, y0 + ch), slice(x0, x0 + cw)
+    return frames, slice(y0, y0 + ch), slice(x0, x0 + cw)

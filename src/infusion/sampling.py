@@ -22,6 +22,7 @@ import torch
 
 from .diffusion import NoiseSchedule, ddim_step, ddpm_step, renoise
 from .roi import Window
+from .unet3d import autocast
 
 
 class Sampler:
@@ -29,8 +30,9 @@ class Sampler:
 
     Parameters
     ----------
-    video : tensor ``(1, 3, T, h, w)`` in [-1, 1]
-        The region of interest (its hidden content is never read).
+    video : tensor ``(1 or samples, 3, T, h, w)`` in [-1, 1]
+        The region of interest (its hidden content is never read); one per
+        sample when the samples have different known pixels (keyframes).
     mask : tensor ``(1, 1, T, h, w)`` in {0, 1}, 1 = fill.
     windows : list of :class:`~infusion.roi.Window`
         Pieces the network runs on, covering every masked pixel.
@@ -39,15 +41,16 @@ class Sampler:
     seed : int
         Seed of the initial noise and of every step's noise.
     method : "ddpm" or "ddim"; ``eta`` is DDIM's noise level.
+    precision : "fp32" or "bf16" (see :func:`infusion.unet3d.autocast`).
     """
 
     def __init__(self, video: torch.Tensor, mask: torch.Tensor, windows: list[Window], schedule: NoiseSchedule,
-                 samples: int, seed: int, method: str = "ddpm", eta: float = 1.0):
+                 samples: int, seed: int, method: str = "ddpm", eta: float = 1.0, precision: str = "fp32"):
         self.mask = mask
         self.known = video * (1.0 - mask)
         self.windows = windows
         self.schedule = schedule
-        self.method, self.eta = method, eta
+        self.method, self.eta, self.precision = method, eta, precision
         self.gen = torch.Generator().manual_seed(seed)
         shape = (samples,) + tuple(video.shape[1:])
         self.x = self._noise(shape)
@@ -71,9 +74,11 @@ class Sampler:
             y0, y1, x0, x1 = win.box
             sl = (slice(None), slice(None), slice(win.t0, win.t1), slice(y0, y1), slice(x0, x1))
             weight = torch.as_tensor(win.weights, dtype=x_t.dtype, device=self.device).reshape(1, 1, -1, 1, 1)
-            cond, mask = self.known[sl], self.mask[sl]
+            mask = self.mask[sl]
             for i in range(x_t.shape[0]):
-                pred = model(cond, x_t[i:i + 1][sl], mask, tt).clamp_(-1.0, 1.0)
+                cond = self.known[min(i, self.known.shape[0] - 1):][:1][sl]
+                with autocast(self.device, self.precision):
+                    pred = model(cond, x_t[i:i + 1][sl], mask, tt).float().clamp_(-1.0, 1.0)
                 acc[i:i + 1][sl] += weight * pred
         return self.mask * acc + self.known
 
@@ -91,6 +96,14 @@ class Sampler:
     def jump_back(self, s: int, t: int) -> None:
         """Re-noise the state from timestep ``s`` up to ``t > s`` (RePaint resampling)."""
         self.x = renoise(self.schedule, self.x, s, t, self._noise(self.x.shape))
+        self.steps_done += 1
+
+    def move(self, model: torch.nn.Module, t: int, s: int) -> None:
+        """Apply one move of a sampling plan: a reverse step if ``s < t``, else a re-noising jump."""
+        if s < t:
+            self.step(model, t, s)
+        else:
+            self.jump_back(t, s)
 
     def result(self) -> np.ndarray:
         """The last clean estimate as float32 ``(S, T, h, w, 3)`` in [0, 1]."""

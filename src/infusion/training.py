@@ -22,8 +22,10 @@ import torch
 
 from .config import InfusionConfig
 from .diffusion import NoiseSchedule, q_sample
+from .keyframes import keyframe_training_mask
 from .roi import sample_clip
 from .train_masks import random_masks
+from .unet3d import autocast, resolve_precision
 
 
 @dataclass
@@ -73,16 +75,25 @@ class Trainer:
     masks, timesteps, noise) come from ``seed`` alone, so a run is
     reproducible, and :meth:`state_dict` captures everything needed to
     resume bit-exactly.
+
+    For keyframe-first sampling, ``strides`` (coarsest first, ending with
+    1) are the temporal strides of the clips to learn: half of the clips
+    are taken at stride 1, the others at the coarser strides; clips of the
+    levels that get keyframes from a coarser one have, half of the time,
+    every ``keyframe_factor``-th frame left visible in their training mask.
     """
 
     def __init__(self, model: torch.nn.Module, video: torch.Tensor, test_mask: torch.Tensor,
-                 schedule: NoiseSchedule, config: InfusionConfig, seed: int):
+                 schedule: NoiseSchedule, config: InfusionConfig, seed: int, strides: tuple[int, ...] = (1,),
+                 keyframe_factor: int = 0):
         self.model, self.video, self.test_mask = model, video, test_mask
         self.schedule, self.config = schedule, config
         self.optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
         self.np_rng = np.random.Generator(np.random.PCG64(seed))
         self.gen = torch.Generator().manual_seed(seed)
         self.step_count = 0
+        self.precision = resolve_precision(config.precision, video.device)
+        self.strides, self.keyframe_factor = tuple(strides), keyframe_factor
         self._mask_np = test_mask[0, 0].detach().cpu().numpy() > 0.5
 
     @property
@@ -93,17 +104,28 @@ class Trainer:
         """A random leakage-safe batch of ``batch_size`` clips."""
         cfg = self.config
         clips, tests, trains = [], [], []
+        stride = self._draw_stride()
         for _ in range(cfg.batch_size):
             for _attempt in range(20):  # avoid crops that lie entirely in the hole
-                ts, ys, xs = sample_clip(self.np_rng, self._mask_np, cfg.clip_frames, cfg.crop_size, cfg.crop_near_hole)
+                ts, ys, xs = sample_clip(self.np_rng, self._mask_np, cfg.clip_frames, cfg.crop_size,
+                                         cfg.crop_near_hole, stride)
                 if not self._mask_np[ts, ys, xs].all():
                     break
             clips.append(self.video[:, :, ts, ys, xs])
             tests.append(self.test_mask[:, :, ts, ys, xs])
-            n, h, w = ts.stop - ts.start, ys.stop - ys.start, xs.stop - xs.start
+            n, h, w = len(range(ts.start, ts.stop, ts.step)), ys.stop - ys.start, xs.stop - xs.start
             m = random_masks(self.np_rng, n, h, w, cfg.train_masks)
+            if stride < self.strides[0] and self.np_rng.uniform() < 0.5:
+                m = keyframe_training_mask(m, self.keyframe_factor, self.np_rng)
             trains.append(torch.from_numpy(m)[None, None].to(self.device, torch.float32))
         return leakage_safe_batch(torch.cat(clips), torch.cat(tests), torch.cat(trains))
+
+    def _draw_stride(self) -> int:
+        if len(self.strides) == 1:
+            return self.strides[0]
+        if self.np_rng.uniform() < 0.5:
+            return 1
+        return int(self.strides[int(self.np_rng.integers(0, len(self.strides) - 1))])
 
     def train_step(self, t_low: int, t_high: int) -> float:
         """One optimisation step with ``t`` uniform in ``[t_low, t_high]``; returns the loss."""
@@ -115,8 +137,9 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = lr_at(self.config, self.step_count)
         self.model.train()
-        pred = self.model(batch.cond, x_t, batch.mask, t.to(self.device))
-        loss = masked_x0_loss(pred, batch.x0, batch.weight)
+        with autocast(self.device, self.precision):
+            pred = self.model(batch.cond, x_t, batch.mask, t.to(self.device))
+        loss = masked_x0_loss(pred.float(), batch.x0, batch.weight)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()

@@ -328,7 +328,7 @@ def _onion_peel(level: _Level, sweeps: int, percentile: float, rng) -> int:
         pix = _coords(layer)
         out = np.empty((len(pix), level.F.shape[3]), np.float32)
         K.vote(level.F, level.tid, level.nnf, level.dist, level.nval, np.ascontiguousarray(filled),
-               pix, out, pt, ps, 0, percentile)
+               pix, out, pt, ps, 0, percentile, 1.0)
         level.set_values(pix, out)
         filled |= layer
         remaining &= ~layer
@@ -409,7 +409,7 @@ def fill_patch(video: np.ndarray, mask: np.ndarray, config: PatchConfig, ctx: Ru
             else:
                 _upsample_nnf(prev, lev, rng)
                 K.vote(lev.F, lev.tid, lev.nnf, lev.dist, lev.nval, centre_ok, lev.pix, out, pt, ps, 0,
-                       percentile)
+                       percentile, 1.0)
                 lev.set_values(lev.pix, out)
             done = 0
             for it in range(iters):
@@ -417,7 +417,7 @@ def fill_patch(video: np.ndarray, mask: np.ndarray, config: PatchConfig, ctx: Ru
                 K.patchmatch(lev.F, lev.V, lev.tpos, lev.tid, lev.srcok, lev.nnf, lev.dist, lev.nval,
                              active, config.sweeps, pt, ps)
                 K.vote(lev.F, lev.tid, lev.nnf, lev.dist, lev.nval, centre_ok, lev.pix, out, pt, ps, 0,
-                       percentile)
+                       percentile, 1.0)
                 lev.set_values(lev.pix, out)
                 residual = float(np.abs(out[:, :3] - before).mean())
                 done += 1
@@ -429,10 +429,15 @@ def fill_patch(video: np.ndarray, mask: np.ndarray, config: PatchConfig, ctx: Ru
                             "size": [int(s) for s in lev.hole.shape]})
             prev = lev
         lev = built[0]
-        if config.final_vote == "best":
+        import os
+        bw = float(os.environ.get("PATCH_BW", "0"))
+        if config.final_percentile != percentile or bw > 0:
             out = np.empty((len(lev.pix), lev.F.shape[3]), np.float32)
+            mode = 1 if config.final_percentile == 0 else 0
+            if bw > 0:
+                mode = 2
             K.vote(lev.F, lev.tid, lev.nnf, lev.dist, lev.nval, np.ones(lev.hole.shape, dtype=bool),
-                   lev.pix, out, pt, ps, 1, percentile)
+                   lev.pix, out, pt, ps, mode, float(config.final_percentile), bw)
             lev.set_values(lev.pix, out)
     ctx.stats["patch_levels"] = levels
     ctx.stats["patch_history"] = history

@@ -261,7 +261,7 @@ def _kth_smallest(buf, n, k):
 
 
 @njit(cache=True, parallel=True, fastmath=FAST)
-def vote(F, tid, nnf, dist, nval, centre_ok, pix, out, pt, ps, mode, percentile):
+def vote(F, tid, nnf, dist, nval, centre_ok, pix, out, pt, ps, mode, percentile, bandwidth):
     """Reconstruct the pixels ``pix`` (int32 ``(M, 3)``, unpadded) into ``out``.
 
     Every target patch whose centre ``q`` is within the patch radius of the
@@ -340,7 +340,40 @@ def vote(F, tid, nnf, dist, nval, centre_ok, pix, out, pt, ps, mode, percentile)
                 wsum += w
                 for c in range(C):
                     acc[c] += w * F[off[k, 0], off[k, 1], off[k, 2], c]
-            if wsum > np.float32(1e-20):
+            if wsum > np.float32(1e-20) and mode == 2:
+                # mean shift on the colours from the weighted mean: the mode
+                # the covering patches agree on (Wexler et al. 2007)
+                for c in range(C):
+                    acc[c] /= wsum
+                var = np.float32(0.0)
+                for k in range(n):
+                    w = np.exp(ds[k] * inv)
+                    dd = np.float32(0.0)
+                    for c in range(3):
+                        e = F[off[k, 0], off[k, 1], off[k, 2], c] - acc[c]
+                        dd += e * e
+                    var += w * dd
+                h = max(bandwidth * bandwidth * var / wsum, np.float32(1e-10))
+                ih = np.float32(-0.5) / h
+                for _ in range(10):
+                    num = np.zeros(C, dtype=np.float32)
+                    den = np.float32(0.0)
+                    for k in range(n):
+                        dd = np.float32(0.0)
+                        for c in range(3):
+                            e = F[off[k, 0], off[k, 1], off[k, 2], c] - acc[c]
+                            dd += e * e
+                        g = np.exp(ds[k] * inv + dd * ih)
+                        den += g
+                        for c in range(C):
+                            num[c] += g * F[off[k, 0], off[k, 1], off[k, 2], c]
+                    if den <= np.float32(1e-30):
+                        break
+                    for c in range(C):
+                        acc[c] = num[c] / den
+                for c in range(C):
+                    out[m, c] = acc[c]
+            elif wsum > np.float32(1e-20):
                 for c in range(C):
                     out[m, c] = acc[c] / wsum
             else:  # every candidate far worse than the percentile: plain mean
@@ -374,6 +407,6 @@ def warmup() -> float:
     patchmatch(F, V, tpos, tid, srcok, nnf, dist, nval, active, 2, pt, ps)
     out = np.zeros((1, C), np.float32)
     centre_ok = np.ones((T, H, W), np.bool_)
-    vote(F, tid, nnf, dist, nval, centre_ok, tpos, out, pt, ps, 0, 75.0)
-    vote(F, tid, nnf, dist, nval, centre_ok, tpos, out, pt, ps, 1, 75.0)
+    vote(F, tid, nnf, dist, nval, centre_ok, tpos, out, pt, ps, 0, 75.0, 1.0)
+    vote(F, tid, nnf, dist, nval, centre_ok, tpos, out, pt, ps, 1, 75.0, 1.0)
     return time.perf_counter() - t0

@@ -1,0 +1,81 @@
+"""Keyframe-first sampling for occlusions longer than the network's reach.
+
+The network sees at most ``temporal_reach`` consecutive frames, so a region
+hidden for longer is filled by windows that never see each other: the fill
+drifts (the paper's named failure). After the hierarchical schemes of
+"Semantically Consistent Video Inpainting with Conditional Diffusion
+Models" (arXiv 2405.00251), the clip is filled coarse to fine in time:
+
+1. keyframes every ``f**k`` frames, few enough for the network to see all
+   of them at once, are sampled first as one strided clip;
+2. each next level samples the frames every ``f**(k-1)`` frames with the
+   previous levels' frames given as known pixels, down to every frame.
+
+The network is trained for this (see :class:`infusion.training.Trainer`):
+on clips taken at every stride used, and with training masks that leave
+every ``f``-th frame of the clip visible, as the keyframes are.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+def longest_occlusion(mask: np.ndarray) -> int:
+    """Longest run of consecutive frames during which some pixel stays masked.
+
+    ``mask``: bool ``(T, H, W)``.
+    """
+    run = np.zeros(mask.shape[1:], np.int32)
+    longest = 0
+    for frame in mask:
+        run = np.where(frame, run + 1, 0)
+        longest = max(longest, int(run.max()))
+    return longest
+
+
+def keyframe_strides(frames: int, reach: int, factor: int) -> list[int]:
+    """Strides of the sampling levels, coarsest first: ``[f**k, ..., f, 1]``.
+
+    ``k`` is the smallest power such that the keyframes of the top level
+    (``ceil(frames / f**k)``) fit in the network's temporal ``reach``;
+    ``[1]`` when the whole clip already does.
+    """
+    if factor < 2:
+        raise ValueError("factor must be >= 2")
+    k = 0
+    while -(-frames // factor**k) > reach:
+        k += 1
+    return [factor**i for i in range(k, -1, -1)]
+
+
+@dataclass(frozen=True)
+class SamplingPass:
+    """One level: the clip's ``frames`` (indices) to sample, and which of
+    them (``known``, bool per frame) were filled by coarser levels."""
+
+    frames: np.ndarray
+    known: np.ndarray
+
+
+def sampling_passes(frames: int, strides: list[int]) -> list[SamplingPass]:
+    """The levels of keyframe-first sampling for a clip of ``frames`` frames."""
+    passes, done = [], np.zeros(frames, bool)
+    for stride in strides:
+        idx = np.arange(0, frames, stride)
+        passes.append(SamplingPass(idx, done[idx].copy()))
+        done[idx] = True
+    return passes
+
+
+def keyframe_training_mask(mask: np.ndarray, factor: int, rng: np.random.Generator) -> np.ndarray:
+    """Leave every ``factor``-th frame (random phase) of a training mask visible.
+
+    ``mask``: bool ``(T, H, W)``; returns a copy. Teaches the network to fill
+    the frames between known keyframes.
+    """
+    out = mask.copy()
+    out[int(rng.integers(0, factor))::factor] = False
+    return out
