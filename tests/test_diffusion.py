@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from infusion.diffusion import (NoiseSchedule, ddim_step, ddpm_step, interval_bounds, interval_timesteps, resample_moves,
+from infusion.diffusion import (NoiseSchedule, ddim_step, ddpm_step, edm_coefficients, interval_bounds,
+                                interval_timesteps, resample_moves,
                                 posterior_coefficients, q_sample, renoise, sampling_plan)
 from infusion.roi import grow_box, plan_windows, temporal_windows, window_weights
 from infusion.train_masks import random_masks, trajectory
@@ -211,3 +212,40 @@ def test_repaint_resampling_moves():
     assert position == len(seq) - 1
     plan = sampling_plan(100, 2, 5, resample_jump=2, resample_count=2)
     assert plan[0][0] == (99, 87) and plan[-1][-1] == (0, -1)
+
+
+@pytest.mark.parametrize("t", [0, 10, 250, 999])
+def test_edm_preconditioning_gives_a_unit_variance_target(t):
+    """With x0 ~ N(0, s_d^2): Var[(x0 - a x_t) / c_out] = 1 (Karras et al. 2022, eq. 8-10)."""
+    sd = 0.5
+    a, c_out = edm_coefficients(S, t, sd)
+    ab = S.alphas_cumprod[t]
+    var = ((1 - a * np.sqrt(ab)) ** 2 * sd**2 + a**2 * (1 - ab)) / c_out**2
+    assert var == pytest.approx(1.0, rel=1e-9)
+    sigma2 = (1 - ab) / ab
+    assert a * np.sqrt(ab) == pytest.approx(sd**2 / (sigma2 + sd**2))
+
+
+def test_denoiser_parametrizations_and_loss_region():
+    from infusion.denoiser import Denoiser
+    from infusion.training import leakage_safe_batch
+
+    class Zero(torch.nn.Module):
+        def forward(self, cond, x_t, mask, t):
+            return torch.zeros_like(x_t)
+
+    x_t = torch.randn(2, 3, 2, 4, 4)
+    t = torch.tensor([5, 900])
+    assert torch.equal(Denoiser(Zero(), S, "x0")(x_t, x_t, x_t[:, :1], t), torch.zeros_like(x_t))
+    out = Denoiser(Zero(), S, "edm")(x_t, x_t, x_t[:, :1], t)
+    a, _ = edm_coefficients(S, t.numpy())
+    assert torch.allclose(out[1], float(a[1]) * x_t[1]) and torch.allclose(out[0], float(a[0]) * x_t[0])
+    video = torch.rand(1, 3, 2, 4, 4) * 2 - 1
+    test = torch.zeros(1, 1, 2, 4, 4)
+    test[..., :2, :] = 1
+    train = torch.zeros(1, 1, 2, 4, 4)
+    train[..., :, :1] = 1
+    known = leakage_safe_batch(video, test, train, "known")
+    masked = leakage_safe_batch(video, test, train, "masked")
+    assert torch.equal(known.weight, 1 - test)
+    assert torch.equal(masked.weight, (1 - test) * train)

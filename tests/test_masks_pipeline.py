@@ -124,3 +124,19 @@ def test_work_dir_guards_against_losing_or_mixing_runs(tmp_path):
     with pytest.raises(ResumeError, match="config.x"):
         prepare_work_dir(wd, {"data_sha256": "a", "config": {"x": 2}}, resume=True, restart=False)
     prepare_work_dir(wd, {"data_sha256": "b", "config": {}}, resume=False, restart=True)
+
+
+def test_no_method_ever_sees_the_content_it_fills(monkeypatch):
+    from infusion import methods
+
+    seen = []
+
+    def spy(video, mask, config, ctx):
+        seen.append(video.copy())
+        return video[None]
+
+    monkeypatch.setattr(methods.Method, "load", lambda self: spy)
+    video, mask = small_case()
+    run(video, mask, method="telea")
+    assert seen and np.all(seen[0][mask] == 0)
+    assert np.array_equal(seen[0][~mask], video[~mask].astype(np.float32) / 255)

@@ -107,7 +107,7 @@ def test_without_texture_features_and_best_patch_vote():
     video = _translation(t=10)
     mask = np.zeros(video.shape[:3], bool)
     mask[:, 10:18, 14:18] = True
-    out, _ = _fill(video, mask, texture_weight=0, final_percentile=0, levels=1, iterations=5)
+    out, _ = _fill(video, mask, texture_weight=0, final_vote="best", levels=1, iterations=5)
     assert _psnr_hole(out, video, mask) > 30
 
 
@@ -123,7 +123,7 @@ def test_config_validation_and_registry():
     with pytest.raises(InputError):
         PatchConfig(patch_size=4)
     with pytest.raises(InputError):
-        PatchConfig(final_percentile=-1)
+        PatchConfig(final_vote="median")
     with pytest.raises(InputError):
         PatchConfig(patch_frames=0)
     m = get_method("patch")

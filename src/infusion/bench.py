@@ -10,7 +10,7 @@ A *run* is one (case, mask variant, method). Each run goes through
 :func:`infusion.pipeline.run` in a fresh Python process (``python -m
 infusion.bench JOB.json``), so that its peak memory and CPU time are its own;
 a run that fails or crashes is recorded and the bench goes on. The pixels
-under the mask are erased before the method sees them.
+under the mask are erased before the method sees them (by the pipeline).
 
 Written into the output folder:
 
@@ -253,10 +253,8 @@ def execute_job(job: Job) -> dict:
     video = load_video(case_dir / "frames").frames
     mask_dir = case_dir / "masks" / job.mask
     mask = match_mask(load_mask(mask_dir), video.shape, mask_name=str(mask_dir), video_name=str(case_dir))
-    hidden = video.copy()
-    hidden[mask] = 0  # the method must not see what it fills
-    res = run(hidden, mask, method=job.method, preset=job.preset, overrides=job.overrides, seed=job.seed,
-              device="cpu", threads=job.threads, samples=job.samples)
+    res = run(video, mask, method=job.method, preset=job.preset, overrides=job.overrides, seed=job.seed,
+              device="auto", threads=job.threads, samples=job.samples)
     record = {k: res.stats.get(k) for k in COST}
     changed = known_pixels_changed(res.samples, video, mask)
     write_run_videos(run_dir, video, mask, res.video, job)

@@ -50,6 +50,12 @@ class InfusionConfig:
         ``max_side`` > 0 downsizes frames whose longer side exceeds it before
         anything else (0: native size). ``train_masks`` is "blobs",
         "strokes" or "mixed".
+    Objective
+        ``parametrization`` "x0" (the network predicts the clean video, the
+        paper) or "edm" (Karras et al. output preconditioning with data
+        std ``sigma_data``, see :mod:`infusion.denoiser`); ``loss_region``
+        "known" (every pixel outside the hole, the paper) or "masked"
+        (only the pixels hidden by the training mask).
     Optimiser
         Adam with learning rate ``lr``; ``lr_schedule`` "constant" or
         "cosine" over the whole run (down to ``lr_min_ratio`` * lr).
@@ -90,6 +96,10 @@ class InfusionConfig:
     crop_near_hole: float = 0.5
     max_side: int = 0
     train_masks: str = "blobs"
+    # objective
+    parametrization: str = "x0"
+    sigma_data: float = 0.5
+    loss_region: str = "known"
     # optimiser
     lr: float = 1e-4
     lr_schedule: str = "constant"
@@ -124,6 +134,9 @@ class InfusionConfig:
             (0.0 <= self.crop_near_hole <= 1.0, "crop_near_hole must be in [0, 1]"),
             (self.max_side == 0 or self.max_side >= 16, "max_side must be 0 (native) or >= 16"),
             (self.train_masks in ("blobs", "strokes", "mixed"), "train_masks must be blobs, strokes or mixed"),
+            (self.parametrization in ("x0", "edm"), "parametrization must be x0 or edm"),
+            (self.sigma_data > 0, "sigma_data must be > 0"),
+            (self.loss_region in ("known", "masked"), "loss_region must be known or masked"),
             (self.lr > 0, "lr must be > 0"),
             (self.lr_schedule in ("constant", "cosine"), "lr_schedule must be constant or cosine"),
             (0.0 <= self.lr_min_ratio <= 1.0, "lr_min_ratio must be in [0, 1]"),
@@ -276,26 +289,34 @@ class PatchConfig:
         change, in 0..255 grey levels). ``init_sweeps`` PatchMatch sweeps per
         layer of the onion-peel initialisation at the coarsest level.
     Distance and reconstruction
-        ``texture_weight`` weighs the texture features (averaged absolute
-        gradients, Newson's beta) against the colours in the patch
-        distance, 0 to leave them out. Pixels are rebuilt as the mean of the
+        ``texture_weight`` weighs the texture features (absolute grey-level
+        gradients averaged over a ``texture_window`` pixels wide box,
+        Newson's beta) against the colours in the patch distance, 0 to
+        leave them out. Pixels are rebuilt as the mean of the
         covering patches weighted by ``exp(-d / 2s)``, ``s`` the
-        ``sigma_percentile`` of their distances. The final video is rebuilt
-        once more with ``final_percentile`` in place of ``sigma_percentile``
-        (smaller = sharper weights); 0 takes each pixel from the best
-        covering patch only (Newson et al.'s final step).
+        ``sigma_percentile`` of their distances. When the finest level has
+        converged the video is rebuilt once more by ``final_vote``: "mode"
+        (default) moves each pixel from that weighted mean to the nearest
+        mode of the covering patches' colours by mean shift (Wexler et al.
+        2007), with a bandwidth of ``mode_bandwidth`` times their weighted
+        spread: sharper and livelier than the mean, without the seams of
+        taking one patch; "mean" keeps the weighted mean (smoothest, least
+        motion); "best" takes the best covering patch only (Newson et al.'s
+        final step: sharpest, with seams).
     """
 
     patch_size: int = 5
-    patch_frames: int = 5
+    patch_frames: int = 3
     levels: int = 0
-    iterations: int = 20
+    iterations: int = 6
     sweeps: int = 2
     init_sweeps: int = 4
     texture_weight: float = 50.0
+    texture_window: int = 8
     sigma_percentile: float = 75.0
-    tolerance: float = 0.1
-    final_percentile: float = 25.0
+    tolerance: float = 0.5
+    final_vote: str = "mode"
+    mode_bandwidth: float = 0.5
     margin: int = 64
 
     def __post_init__(self) -> None:
@@ -306,9 +327,11 @@ class PatchConfig:
             (self.iterations >= 1, "iterations must be >= 1"),
             (self.sweeps >= 1 and self.init_sweeps >= 1, "sweeps and init_sweeps must be >= 1"),
             (self.texture_weight >= 0, "texture_weight must be >= 0"),
+            (self.texture_window >= 1, "texture_window must be >= 1"),
             (0 <= self.sigma_percentile <= 100, "sigma_percentile must be in [0, 100]"),
             (self.tolerance >= 0, "tolerance must be >= 0"),
-            (0 <= self.final_percentile <= 100, "final_percentile must be in [0, 100] (0: best patch)"),
+            (self.final_vote in ("mode", "mean", "best"), "final_vote must be mode, mean or best"),
+            (self.mode_bandwidth > 0, "mode_bandwidth must be > 0"),
             (self.margin >= 0, "margin must be >= 0"),
         ]
         for ok, msg in checks:

@@ -72,6 +72,25 @@ def q_sample(schedule: NoiseSchedule, x0: torch.Tensor, t, noise: torch.Tensor) 
     return _coef(np.sqrt(ab), x0) * x0 + _coef(np.sqrt(1.0 - ab), x0) * noise
 
 
+def edm_coefficients(schedule: NoiseSchedule, t, sigma_data: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+    """Output preconditioning of Karras et al. (2022) in the variance-preserving chain.
+
+    With ``sigma^2 = (1 - abar_t) / abar_t`` (the noise level of
+    ``x_t / sqrt(abar_t) = x_0 + sigma eps``), the clean estimate is
+    ``x0_hat = c_skip * x_t / sqrt(abar_t) + c_out * F`` with
+    ``c_skip = s_d^2 / (sigma^2 + s_d^2)`` and
+    ``c_out = sigma s_d / sqrt(sigma^2 + s_d^2)``: at low noise the network
+    only learns a small correction of the noisy input, at high noise it
+    predicts the (scaled) clean signal. Returns ``(c_skip / sqrt(abar_t),
+    c_out)``, the factors of ``x_t`` and ``F``.
+    """
+    ab = schedule.abar(t)
+    sigma2 = (1.0 - ab) / ab
+    c_skip = sigma_data**2 / (sigma2 + sigma_data**2)
+    c_out = np.sqrt(sigma2) * sigma_data / np.sqrt(sigma2 + sigma_data**2)
+    return c_skip / np.sqrt(ab), c_out
+
+
 def posterior_coefficients(schedule: NoiseSchedule, t: int, s: int) -> tuple[float, float, float]:
     """Coefficients of ``q(x_s | x_t, x_0) = N(c0 x_0 + ct x_t, var)`` for ``s < t``.
 

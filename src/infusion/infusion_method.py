@@ -31,6 +31,7 @@ import torch
 
 from .checkpoint import CHECKPOINT_NAME, deferred_interrupt, load_checkpoint, save_checkpoint
 from .config import InfusionConfig, config_to_dict
+from .denoiser import Denoiser
 from .diffusion import NoiseSchedule, interval_bounds, sampling_plan
 from .keyframes import SamplingPass, keyframe_strides, longest_occlusion, sampling_passes
 from .methods import RunContext
@@ -194,7 +195,8 @@ def fill_infusion(video: np.ndarray, mask: np.ndarray, config: InfusionConfig, c
     m = torch.from_numpy(msk)[None, None].to(device, torch.float32)
     v = v * (1.0 - m)  # nothing below reads the hidden content
     schedule = NoiseSchedule.linear(config.num_timesteps, config.beta_start, config.beta_end)
-    trainer = Trainer(model, v, m, schedule, config, ctx.seed, strides=tuple(strides),
+    denoiser = Denoiser(model, schedule, config.parametrization, config.sigma_data)
+    trainer = Trainer(denoiser, v, m, schedule, config, ctx.seed, strides=tuple(strides),
                       keyframe_factor=config.keyframe_factor)
 
     roi: Box = plan_windows(msk, config.window_frames, config.window_overlap, config.max_window_voxels,
@@ -261,7 +263,7 @@ def fill_infusion(video: np.ndarray, mask: np.ndarray, config: InfusionConfig, c
                         bar.update(1, loss=float(np.mean(stats["losses"][-20:])))
                     else:
                         t, s = plan[stage.interval][done]
-                        sampler.move(model, t, s)
+                        sampler.move(denoiser, t, s)
                         stats["sample_s"] += time.perf_counter() - t0
                         bar.update(1, t=t)
                     done += 1

@@ -284,7 +284,9 @@ def run(video, mask, *, method: str = "infusion", preset: Optional[str] = None, 
     torch.manual_seed(int(seed))
     wall0, cpu0 = time.perf_counter(), _rusage_cpu()
     fill = m.load()
-    raw = np.asarray(fill(to_float(video), mask, cfg, ctx), dtype=np.float32)
+    visible = to_float(video).copy()
+    visible[mask] = 0.0  # no method ever sees what it is asked to fill
+    raw = np.asarray(fill(visible, mask, cfg, ctx), dtype=np.float32)
     expected = (1 if not m.stochastic else samples,) + video.shape
     if raw.shape != expected:
         raise RuntimeError(f"method {method} returned shape {raw.shape}, expected {expected}")

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from .config import InfusionConfig
+from .denoiser import Denoiser
 from .diffusion import NoiseSchedule, q_sample
 from .keyframes import keyframe_training_mask
 from .roi import sample_clip
@@ -40,21 +41,29 @@ class TrainingBatch:
     weight: torch.Tensor
 
 
-def leakage_safe_batch(video: torch.Tensor, test_mask: torch.Tensor, train_mask: torch.Tensor) -> TrainingBatch:
+def leakage_safe_batch(video: torch.Tensor, test_mask: torch.Tensor, train_mask: torch.Tensor,
+                       loss_region: str = "known") -> TrainingBatch:
     """Build a training batch from a clip without ever using the hidden content.
 
     ``video``: ``(B, 3, T, H, W)`` in [-1, 1]; ``test_mask``, ``train_mask``:
-    ``(B, 1, T, H, W)`` in {0, 1}.
+    ``(B, 1, T, H, W)`` in {0, 1}. ``loss_region`` "known" scores every pixel
+    outside the real hole (the paper); "masked" only the pixels hidden by
+    the training mask (the only ones whose prediction is ever used).
     """
     keep = 1.0 - test_mask
     x0 = video * keep  # the hidden content is erased first
     mask = torch.maximum(train_mask, test_mask)
-    return TrainingBatch(x0=x0, cond=(1.0 - mask) * x0, mask=mask, weight=keep)
+    weight = keep if loss_region == "known" else keep * train_mask
+    return TrainingBatch(x0=x0, cond=(1.0 - mask) * x0, mask=mask, weight=weight)
 
 
-def masked_x0_loss(pred: torch.Tensor, x0: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """``mean((weight * (pred - x0))^2)`` over all elements (METHOD.md, step 6)."""
-    return ((weight * (pred - x0)) ** 2).mean()
+def masked_x0_loss(pred: torch.Tensor, x0: torch.Tensor, weight: torch.Tensor,
+                   scale: torch.Tensor | float = 1.0) -> torch.Tensor:
+    """``mean(scale * (weight * (pred - x0))^2)`` over all elements (METHOD.md, step 6).
+
+    ``scale``: per-sample loss weights (1 for the paper's x0 loss).
+    """
+    return (scale * (weight * (pred - x0)) ** 2).mean()
 
 
 def lr_at(config: InfusionConfig, step: int) -> float:
@@ -70,6 +79,8 @@ def lr_at(config: InfusionConfig, step: int) -> float:
 class Trainer:
     """Trains a network on one video; owns the optimizer and the training RNGs.
 
+    ``model``: a :class:`~infusion.denoiser.Denoiser` (or any module
+    ``(cond, x_t, mask, t) -> x0_hat``).
     ``video``: ``(1, 3, T, H, W)`` in [-1, 1]; ``test_mask``: ``(1, 1, T, H, W)``
     in {0, 1} (1 = real hole). The random draws (clips, crops, training
     masks, timesteps, noise) come from ``seed`` alone, so a run is
@@ -118,7 +129,7 @@ class Trainer:
             if stride < self.strides[0] and self.np_rng.uniform() < 0.5:
                 m = keyframe_training_mask(m, self.keyframe_factor, self.np_rng)
             trains.append(torch.from_numpy(m)[None, None].to(self.device, torch.float32))
-        return leakage_safe_batch(torch.cat(clips), torch.cat(tests), torch.cat(trains))
+        return leakage_safe_batch(torch.cat(clips), torch.cat(tests), torch.cat(trains), cfg.loss_region)
 
     def _draw_stride(self) -> int:
         if len(self.strides) == 1:
@@ -137,9 +148,11 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = lr_at(self.config, self.step_count)
         self.model.train()
+        tt = t.to(self.device)
         with autocast(self.device, self.precision):
-            pred = self.model(batch.cond, x_t, batch.mask, t.to(self.device))
-        loss = masked_x0_loss(pred.float(), batch.x0, batch.weight)
+            pred = self.model(batch.cond, x_t, batch.mask, tt)
+        scale = self.model.loss_weights(tt, pred) if isinstance(self.model, Denoiser) else 1.0
+        loss = masked_x0_loss(pred.float(), batch.x0, batch.weight, scale)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()

@@ -16,12 +16,14 @@ coarsest level the hole is first filled "onion-peel" fashion, layer by layer
 from its border inward, each layer from the best matches of the partially
 known patches around it; each finer level starts from the coarser
 nearest-neighbour field, upsampled. After the finest level converges the
-final video is rebuilt from the best patch only (``final_vote="best"``,
-Newson's choice against the blur of averaging), or by the weighted mean.
+video is rebuilt once more against the blur of averaging: by default each
+pixel moves from the weighted mean to the nearest mode of its candidates'
+colours (mean shift, Wexler et al. 2007); ``final_vote="best"`` takes the
+best covering patch only (Newson et al.), ``"mean"`` keeps the mean.
 
 The patch distance compares colours and, weighted by ``texture_weight``,
 texture features: the absolute gray-level gradients ``|Ix|``, ``|Iy|``
-averaged over a ``2^levels`` window (Newson et al. 2014 section 4), so that
+averaged over a ``texture_window`` box (Newson et al. 2014 section 4), so that
 a textured area is not filled with a smooth one. The features of the hole
 are reconstructed along with the colours.
 
@@ -95,11 +97,12 @@ def _hole_width(hole: np.ndarray) -> float:
 
 def _auto_levels(hole: np.ndarray, ps: int) -> int:
     """Pyramid depth: halve until the hole is about a patch wide, keeping
-    frames at least three patches across."""
+    frames at least eight patches across (coarser levels leave too few
+    source patches around a large hole and decide its structure badly)."""
     _, h, w = hole.shape
     width = _hole_width(hole)
     levels = 1
-    while levels < 6 and width / 2 ** (levels - 1) > ps and min(h, w) / 2 ** levels >= 3 * ps:
+    while levels < 6 and width / 2 ** (levels - 1) > ps and min(h, w) / 2 ** levels >= 8 * ps:
         levels += 1
     return levels
 
@@ -367,7 +370,7 @@ def fill_patch(video: np.ndarray, mask: np.ndarray, config: PatchConfig, ctx: Ru
     # pyramid: colour + weighted texture features, known pixels only
     values = colour
     if config.texture_weight > 0:
-        feats = _texture_features(colour, hole, 2 ** levels) * math.sqrt(config.texture_weight)
+        feats = _texture_features(colour, hole, config.texture_window) * math.sqrt(config.texture_weight)
         values = np.concatenate([colour, feats], axis=-1)
     pyramid = [(values, hole)]
     for _ in range(levels - 1):
@@ -429,15 +432,13 @@ def fill_patch(video: np.ndarray, mask: np.ndarray, config: PatchConfig, ctx: Ru
                             "size": [int(s) for s in lev.hole.shape]})
             prev = lev
         lev = built[0]
-        import os
-        bw = float(os.environ.get("PATCH_BW", "0"))
-        if config.final_percentile != percentile or bw > 0:
+        if config.final_vote != "mean":
             out = np.empty((len(lev.pix), lev.F.shape[3]), np.float32)
-            mode = 1 if config.final_percentile == 0 else 0
-            if bw > 0:
-                mode = 2
+            mode = 1 if config.final_vote == "best" else 2
+            import os
+            mode = int(os.environ.get("PATCH_MODE", mode))
             K.vote(lev.F, lev.tid, lev.nnf, lev.dist, lev.nval, np.ones(lev.hole.shape, dtype=bool),
-                   lev.pix, out, pt, ps, mode, float(config.final_percentile), bw)
+                   lev.pix, out, pt, ps, mode, percentile, float(config.mode_bandwidth))
             lev.set_values(lev.pix, out)
     ctx.stats["patch_levels"] = levels
     ctx.stats["patch_history"] = history

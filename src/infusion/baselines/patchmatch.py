@@ -7,8 +7,8 @@ Numba kernels for the two alternating steps of Wexler et al. / Newson et al.:
   with alternating scan directions, then random search in windows that halve
   each step;
 - :func:`vote`: reconstruction of every hole pixel from all the patches that
-  cover it (weighted mean, Newson's per-pixel adaptive weights), or from the
-  best of them only.
+  cover it (weighted mean with Newson's per-pixel adaptive weights, the
+  mode of their colours by mean shift, or the best of them only).
 
 Conventions shared by every kernel (the driver, :mod:`.patch`, builds them):
 
@@ -273,7 +273,11 @@ def vote(F, tid, nnf, dist, nval, centre_ok, pix, out, pt, ps, mode, percentile,
     ``percentile`` (0..100) of the candidates' ``d`` at this pixel (Newson et
     al.'s adaptive weights, with ``s`` in squared-distance units so the rule
     does not depend on the value scale). ``mode`` 1: the value of the best
-    candidate (smallest ``d``). A pixel with no candidate keeps its value.
+    candidate (smallest ``d``). ``mode`` 2: from that weighted mean, mean
+    shift on the candidates' colours (Gaussian kernel times the weights
+    above, bandwidth ``bandwidth`` times their weighted standard deviation,
+    10 steps) to the mode they agree on (Wexler et al. 2007). A pixel with
+    no candidate keeps its value.
     ``out`` float32 ``(M, C)``. Pixels are independent: the result does not
     depend on the number of threads.
     """
@@ -289,6 +293,7 @@ def vote(F, tid, nnf, dist, nval, centre_ok, pix, out, pt, ps, mode, percentile,
         buf = np.empty(K, dtype=np.float32)
         off = np.empty((K, 3), dtype=np.int32)
         acc = np.empty(C, dtype=np.float32)
+        num = np.empty(C, dtype=np.float32)
         for m in range(ch * chunk, min(M, (ch + 1) * chunk)):
             t = pix[m, 0]
             y = pix[m, 1]
@@ -340,7 +345,7 @@ def vote(F, tid, nnf, dist, nval, centre_ok, pix, out, pt, ps, mode, percentile,
                 wsum += w
                 for c in range(C):
                     acc[c] += w * F[off[k, 0], off[k, 1], off[k, 2], c]
-            if wsum > np.float32(1e-20) and mode == 2:
+            if wsum > np.float32(1e-20) and mode >= 2:
                 # mean shift on the colours from the weighted mean: the mode
                 # the covering patches agree on (Wexler et al. 2007)
                 for c in range(C):
@@ -355,8 +360,16 @@ def vote(F, tid, nnf, dist, nval, centre_ok, pix, out, pt, ps, mode, percentile,
                     var += w * dd
                 h = max(bandwidth * bandwidth * var / wsum, np.float32(1e-10))
                 ih = np.float32(-0.5) / h
+                if mode == 3:  # start from the best candidate
+                    b = 0
+                    for k in range(1, n):
+                        if ds[k] < ds[b]:
+                            b = k
+                    for c in range(C):
+                        acc[c] = F[off[b, 0], off[b, 1], off[b, 2], c]
                 for _ in range(10):
-                    num = np.zeros(C, dtype=np.float32)
+                    for c in range(C):
+                        num[c] = 0.0
                     den = np.float32(0.0)
                     for k in range(n):
                         dd = np.float32(0.0)

@@ -1,0 +1,95 @@
+"""Keyframe-first sampling: occlusion length, levels, passes, and runs through them."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from infusion.config import InfusionConfig
+from infusion.infusion_method import choose_strides
+from infusion.keyframes import keyframe_strides, keyframe_training_mask, longest_occlusion, sampling_passes
+from infusion.pipeline import run
+from infusion.roi import sample_clip
+
+
+def test_longest_occlusion_counts_consecutive_masked_frames():
+    mask = np.zeros((10, 3, 3), bool)
+    mask[2:5, 0, 0] = True  # 3 frames
+    mask[3:9, 1, 1] = True  # 6 frames
+    mask[0:10:2, 2, 2] = True  # never more than 1 in a row
+    assert longest_occlusion(mask) == 6
+    assert longest_occlusion(np.zeros((4, 2, 2), bool)) == 0
+
+
+@pytest.mark.parametrize("frames, reach, factor, expected", [
+    (20, 33, 4, [1]), (48, 33, 4, [4, 1]), (200, 33, 4, [16, 4, 1]), (1000, 33, 8, [64, 8, 1]),
+    (200, 33, 8, [8, 1]),
+])
+def test_levels_until_the_keyframes_fit_the_reach(frames, reach, factor, expected):
+    strides = keyframe_strides(frames, reach, factor)
+    assert strides == expected
+    assert -(-frames // strides[0]) <= reach
+
+
+def test_passes_cover_every_frame_once_and_know_the_coarser_ones():
+    passes = sampling_passes(37, [16, 4, 1])
+    assert passes[0].frames.tolist() == [0, 16, 32] and not passes[0].known.any()
+    assert passes[1].frames.tolist() == list(range(0, 37, 4))
+    assert passes[1].known.tolist() == [f % 16 == 0 for f in range(0, 37, 4)]
+    new = np.concatenate([p.frames[~p.known] for p in passes])
+    assert sorted(new.tolist()) == list(range(37))
+
+
+def test_keyframe_training_mask_and_strided_clips():
+    rng = np.random.default_rng(0)
+    m = np.ones((9, 4, 4), bool)
+    out = keyframe_training_mask(m, 4, rng)
+    visible = [i for i in range(9) if not out[i].any()]
+    assert len(visible) in (2, 3) and all((b - a) == 4 for a, b in zip(visible, visible[1:]))
+    assert m.all()  # input untouched
+    ts, ys, xs = sample_clip(rng, np.zeros((50, 8, 8), bool), 8, 0, 0.0, stride=4)
+    assert ts.step == 4 and len(range(50)[ts]) == 8
+    ts, _, _ = sample_clip(rng, np.zeros((10, 8, 8), bool), 8, 0, 0.0, stride=4)
+    assert len(range(10)[ts]) == 3  # as many as the clip holds
+
+
+def test_auto_turns_keyframes_on_only_for_long_occlusions():
+    short = np.zeros((60, 8, 8), bool)
+    short[10:30, 2:4, 2:4] = True
+    long = np.zeros((60, 8, 8), bool)
+    long[:, 2:4, 2:4] = True
+    auto = InfusionConfig(keyframes="auto")
+    assert choose_strides(auto, short) == [1]
+    assert choose_strides(auto, long) == [4, 1]
+    assert choose_strides(InfusionConfig(keyframes="off"), long) == [1]
+    assert choose_strides(InfusionConfig(keyframes="on"), short) == [4, 1]
+
+
+TINY = dict(width=8, levels=2, time_channels=8, num_timesteps=60, num_intervals=2, steps_per_interval=3,
+            sample_steps_per_interval=2, clip_frames=4, crop_size=0, lr=1e-3, keyframes="on", keyframe_factor=3)
+
+
+def test_keyframe_run_is_exact_outside_the_hole_and_resumable(tmp_path):
+    rng = np.random.default_rng(0)
+    video = rng.integers(0, 256, (40, 16, 16, 3), dtype=np.uint8)
+    mask = np.zeros((40, 16, 16), bool)
+    mask[:, 4:10, 5:12] = True
+    cfg = InfusionConfig(**TINY)  # levels(2) -> reach 17 -> strides [3, 1]
+    ref = run(video, mask, method="infusion", config=cfg, seed=1, samples=2)
+    assert ref.stats["sampling_levels"] == 2
+    assert all(np.array_equal(s[~mask], video[~mask]) for s in ref.samples)
+
+    count = [0]
+
+    def stop_in_second_level(event):
+        if event.get("event") == "progress":
+            count[0] += 1
+            if count[0] == 6 + 4 + 2:  # 6 training steps, the first level's 4 moves, 2 of the second's
+                raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run(video, mask, method="infusion", config=cfg, seed=1, samples=2, work_dir=tmp_path / "w",
+            progress=stop_in_second_level)
+    resumed = run(video, mask, method="infusion", config=cfg, seed=1, samples=2, work_dir=tmp_path / "w",
+                  resume=True)
+    assert np.array_equal(resumed.samples, ref.samples)
