@@ -31,7 +31,12 @@ class InfusionConfig:
         The chain is split into ``num_intervals`` equal intervals, noisiest
         first; ``steps_per_interval`` training steps are spent on each
         (``interval_training=False``: the same total budget with t drawn from
-        the whole chain, the paper's "no interval" ablation). Sampling of an
+        the whole chain, the paper's "no interval" ablation).
+        ``interval_mix`` > 0 draws that share of the clips' t below the
+        current interval instead: on a small budget, a network trained only
+        on the noisiest t learns to ignore x_t and cannot relearn it in the
+        next intervals' few steps (its x_t pathway dies); a share of the
+        less noisy levels still to come keeps it alive. 0 is the paper. Sampling of an
         interval follows its training (``interleaved``), with
         ``sample_steps_per_interval`` reverse steps (the interval length =
         the full chain; fewer = respaced), by ``sampler`` "ddpm" (ancestral)
@@ -81,6 +86,7 @@ class InfusionConfig:
     num_intervals: int = 20
     steps_per_interval: int = 100
     interval_training: bool = True
+    interval_mix: float = 0.0
     interleaved: bool = True
     sample_steps_per_interval: int = 50
     sampler: str = "ddpm"
@@ -122,6 +128,7 @@ class InfusionConfig:
             (0 < self.beta_start <= self.beta_end < 1, "need 0 < beta_start <= beta_end < 1"),
             (1 <= self.num_intervals <= self.num_timesteps, "num_intervals must be in 1..num_timesteps"),
             (self.steps_per_interval >= 0, "steps_per_interval must be >= 0"),
+            (0.0 <= self.interval_mix < 1.0, "interval_mix must be in [0, 1)"),
             (self.sample_steps_per_interval >= 1, "sample_steps_per_interval must be >= 1"),
             (self.sampler in ("ddpm", "ddim"), "sampler must be 'ddpm' or 'ddim'"),
             (0.0 <= self.ddim_eta <= 1.0, "ddim_eta must be in [0, 1]"),
@@ -296,11 +303,11 @@ class PatchConfig:
         covering patches weighted by ``exp(-d / 2s)``, ``s`` the
         ``sigma_percentile`` of their distances. When the finest level has
         converged the video is rebuilt once more by ``final_vote``: "mode"
-        (default) moves each pixel from that weighted mean to the nearest
-        mode of the covering patches' colours by mean shift (Wexler et al.
-        2007), with a bandwidth of ``mode_bandwidth`` times their weighted
-        spread: sharper and livelier than the mean, without the seams of
-        taking one patch; "mean" keeps the weighted mean (smoothest, least
+        (default) moves each pixel from its best covering patch's value to
+        the nearby mode of all the covering patches' colours by mean shift
+        (Wexler et al. 2007), with a bandwidth of ``mode_bandwidth`` times
+        their weighted spread: sharp and lively like the best patch, with
+        fewer seams; "mean" keeps the weighted mean (smoothest, least
         motion); "best" takes the best covering patch only (Newson et al.'s
         final step: sharpest, with seams).
     """

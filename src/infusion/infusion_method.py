@@ -257,7 +257,7 @@ def fill_infusion(video: np.ndarray, mask: np.ndarray, config: InfusionConfig, c
                 while done < stage.length:
                     t0 = time.perf_counter()
                     if sampler is None:
-                        loss = trainer.train_step(lo, hi)
+                        loss = trainer.train_step(lo, hi, config.interval_mix if config.interval_training else 0.0)
                         stats["losses"].append(loss)
                         stats["train_s"] += time.perf_counter() - t0
                         bar.update(1, loss=float(np.mean(stats["losses"][-20:])))

@@ -138,11 +138,20 @@ class Trainer:
             return 1
         return int(self.strides[int(self.np_rng.integers(0, len(self.strides) - 1))])
 
-    def train_step(self, t_low: int, t_high: int) -> float:
-        """One optimisation step with ``t`` uniform in ``[t_low, t_high]``; returns the loss."""
+    def train_step(self, t_low: int, t_high: int, below: float = 0.0) -> float:
+        """One optimisation step with ``t`` uniform in ``[t_low, t_high]``; returns the loss.
+
+        ``below``: probability of drawing a clip's ``t`` in ``[0, t_low)``
+        instead (the less noisy levels still to come), see
+        ``InfusionConfig.interval_mix``.
+        """
         batch = self.draw_batch()
         b = batch.x0.shape[0]
         t = torch.randint(t_low, t_high + 1, (b,), generator=self.gen)
+        if below > 0.0 and t_low > 0:
+            lower = torch.randint(0, t_low, (b,), generator=self.gen)
+            pick = torch.rand(b, generator=self.gen) < below
+            t = torch.where(pick, lower, t)
         noise = torch.randn(batch.x0.shape, generator=self.gen).to(self.device)
         x_t = q_sample(self.schedule, batch.x0, t.numpy(), noise)
         for group in self.optimizer.param_groups:

@@ -17,7 +17,7 @@ from its border inward, each layer from the best matches of the partially
 known patches around it; each finer level starts from the coarser
 nearest-neighbour field, upsampled. After the finest level converges the
 video is rebuilt once more against the blur of averaging: by default each
-pixel moves from the weighted mean to the nearest mode of its candidates'
+pixel moves from its best candidate to the nearby mode of its candidates'
 colours (mean shift, Wexler et al. 2007); ``final_vote="best"`` takes the
 best covering patch only (Newson et al.), ``"mean"`` keeps the mean.
 
@@ -435,8 +435,6 @@ def fill_patch(video: np.ndarray, mask: np.ndarray, config: PatchConfig, ctx: Ru
         if config.final_vote != "mean":
             out = np.empty((len(lev.pix), lev.F.shape[3]), np.float32)
             mode = 1 if config.final_vote == "best" else 2
-            import os
-            mode = int(os.environ.get("PATCH_MODE", mode))
             K.vote(lev.F, lev.tid, lev.nnf, lev.dist, lev.nval, np.ones(lev.hole.shape, dtype=bool),
                    lev.pix, out, pt, ps, mode, percentile, float(config.mode_bandwidth))
             lev.set_values(lev.pix, out)

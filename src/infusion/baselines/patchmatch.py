@@ -273,10 +273,11 @@ def vote(F, tid, nnf, dist, nval, centre_ok, pix, out, pt, ps, mode, percentile,
     ``percentile`` (0..100) of the candidates' ``d`` at this pixel (Newson et
     al.'s adaptive weights, with ``s`` in squared-distance units so the rule
     does not depend on the value scale). ``mode`` 1: the value of the best
-    candidate (smallest ``d``). ``mode`` 2: from that weighted mean, mean
-    shift on the candidates' colours (Gaussian kernel times the weights
-    above, bandwidth ``bandwidth`` times their weighted standard deviation,
-    10 steps) to the mode they agree on (Wexler et al. 2007). A pixel with
+    candidate (smallest ``d``). ``mode`` 2: mean shift on the candidates'
+    colours (Gaussian kernel times the weights above, bandwidth
+    ``bandwidth`` times their weighted standard deviation around the
+    weighted mean, 10 steps) from the best candidate to the nearby mode the
+    covering patches agree on (Wexler et al. 2007). A pixel with
     no candidate keeps its value.
     ``out`` float32 ``(M, C)``. Pixels are independent: the result does not
     depend on the number of threads.
@@ -345,9 +346,11 @@ def vote(F, tid, nnf, dist, nval, centre_ok, pix, out, pt, ps, mode, percentile,
                 wsum += w
                 for c in range(C):
                     acc[c] += w * F[off[k, 0], off[k, 1], off[k, 2], c]
-            if wsum > np.float32(1e-20) and mode >= 2:
-                # mean shift on the colours from the weighted mean: the mode
-                # the covering patches agree on (Wexler et al. 2007)
+            if wsum > np.float32(1e-20) and mode == 2:
+                # mean shift on the colours, from the best candidate, to the
+                # mode of the covering patches near it (Wexler et al. 2007);
+                # the bandwidth is relative to the candidates' spread around
+                # their weighted mean
                 for c in range(C):
                     acc[c] /= wsum
                 var = np.float32(0.0)
@@ -360,13 +363,12 @@ def vote(F, tid, nnf, dist, nval, centre_ok, pix, out, pt, ps, mode, percentile,
                     var += w * dd
                 h = max(bandwidth * bandwidth * var / wsum, np.float32(1e-10))
                 ih = np.float32(-0.5) / h
-                if mode == 3:  # start from the best candidate
-                    b = 0
-                    for k in range(1, n):
-                        if ds[k] < ds[b]:
-                            b = k
-                    for c in range(C):
-                        acc[c] = F[off[b, 0], off[b, 1], off[b, 2], c]
+                b = 0
+                for k in range(1, n):
+                    if ds[k] < ds[b]:
+                        b = k
+                for c in range(C):
+                    acc[c] = F[off[b, 0], off[b, 1], off[b, 2], c]
                 for _ in range(10):
                     for c in range(C):
                         num[c] = 0.0
