@@ -157,16 +157,20 @@ def renoise(schedule: NoiseSchedule, x_s: torch.Tensor, s: int, t: int, noise: t
     return np.sqrt(a) * x_s + np.sqrt(1.0 - a) * noise
 
 
-def interval_bounds(num_timesteps: int, num_intervals: int) -> list[tuple[int, int]]:
+def interval_bounds(num_timesteps: int, num_intervals: int, top: Optional[int] = None) -> list[tuple[int, int]]:
     """Inclusive ``(low, high)`` timestep ranges of the intervals, noisiest first.
 
-    The chain ``0 .. N-1`` is split into ``num_intervals`` contiguous
-    intervals of (nearly) equal length; 1000 steps in 20 intervals gives
-    ``[(950, 999), (900, 949), ..., (0, 49)]``.
+    The chain ``0 .. top`` (``top`` = N-1 by default; lower when sampling
+    starts from a noised initial fill) is split into ``num_intervals``
+    contiguous intervals of (nearly) equal length; 1000 steps in 20
+    intervals gives ``[(950, 999), (900, 949), ..., (0, 49)]``.
     """
-    if not 1 <= num_intervals <= num_timesteps:
-        raise ValueError("need 1 <= num_intervals <= num_timesteps")
-    edges = np.linspace(0, num_timesteps, num_intervals + 1).round().astype(int)
+    top = num_timesteps - 1 if top is None else top
+    if not 0 <= top < num_timesteps:
+        raise ValueError("need 0 <= top < num_timesteps")
+    if not 1 <= num_intervals <= top + 1:
+        raise ValueError("need 1 <= num_intervals <= top + 1")
+    edges = np.linspace(0, top + 1, num_intervals + 1).round().astype(int)
     return [(int(edges[k]), int(edges[k + 1]) - 1) for k in range(num_intervals)][::-1]
 
 
@@ -214,14 +218,14 @@ def resample_moves(seq: list[int], jump: int = 0, count: int = 1) -> list[tuple[
 
 
 def sampling_plan(num_timesteps: int, num_intervals: int, steps_per_interval: int, resample_jump: int = 0,
-                  resample_count: int = 1) -> list[list[tuple[int, int]]]:
+                  resample_count: int = 1, top: Optional[int] = None) -> list[list[tuple[int, int]]]:
     """Moves ``(t, s)`` of each interval, noisiest interval first.
 
     ``s < t`` is a reverse step, ``s > t`` a re-noising jump (RePaint
     resampling, see :func:`resample_moves`). Without resampling the moves,
-    concatenated over intervals, go from ``N-1`` down to ``-1``.
+    concatenated over intervals, go from ``top`` (N-1) down to ``-1``.
     """
-    bounds = interval_bounds(num_timesteps, num_intervals)
+    bounds = interval_bounds(num_timesteps, num_intervals, top)
     plan = []
     for k, (low, high) in enumerate(bounds):
         ts = interval_timesteps(low, high, steps_per_interval)

@@ -34,7 +34,7 @@ from .config import InfusionConfig, config_to_dict
 from .denoiser import Denoiser
 from .diffusion import NoiseSchedule, interval_bounds, sampling_plan
 from .keyframes import SamplingPass, keyframe_strides, longest_occlusion, sampling_passes
-from .methods import RunContext
+from .methods import RunContext, get_method
 from .roi import Box, plan_windows
 from .sampling import Sampler
 from .training import Trainer
@@ -110,8 +110,9 @@ class LevelSampler:
     """
 
     def __init__(self, video: torch.Tensor, mask: torch.Tensor, passes: list[SamplingPass], config: InfusionConfig,
-                 schedule: NoiseSchedule, samples: int, seed: int, precision: str, multiple: int):
-        self.mask, self.passes, self.config = mask, passes, config
+                 schedule: NoiseSchedule, samples: int, seed: int, precision: str, multiple: int,
+                 init: Optional[torch.Tensor] = None):
+        self.mask, self.passes, self.config, self.init = mask, passes, config, init
         self.schedule, self.samples, self.seed, self.precision = schedule, samples, seed, precision
         self.multiple = multiple
         self.canvas = video.expand(samples, *video.shape[1:]).clone() if len(passes) > 1 else video
@@ -139,7 +140,9 @@ class LevelSampler:
             self.sampler = Sampler(self.canvas[:, :, torch.from_numpy(p.frames)], self._level_mask(p),
                                    self.windows_per_level[level], self.schedule, self.samples,
                                    seed=self.seed + 7919 * level, method=self.config.sampler,
-                                   eta=self.config.ddim_eta, precision=self.precision)
+                                   eta=self.config.ddim_eta, precision=self.precision,
+                                   init=None if self.init is None else self.init[:, :, torch.from_numpy(p.frames)],
+                                   start=self.config.top_timestep)
             self.level = level
         return self.sampler
 
@@ -169,6 +172,20 @@ class LevelSampler:
             self.level = None
             self.sampler = None
             self.enter(state["level"]).load_state_dict(state["sampler"])
+
+
+def initial_fill(video: np.ndarray, mask: np.ndarray, config: InfusionConfig, ctx: RunContext,
+                 device: torch.device) -> Optional[torch.Tensor]:
+    """The fill sampling starts from (``config.init_fill``), ``(1, 3, T, H, W)`` in [-1, 1], or None for noise."""
+    if config.init_fill == "noise":
+        return None
+
+    method = get_method(config.init_fill)
+    with ctx.progress.bar(f"initial fill ({method.name})", total=1, unit="fill") as bar:
+        filled = method.load()(video, mask, method.resolve_config(), ctx)[0]
+        bar.update()
+    filled = np.where(mask[..., None], filled, video).astype(np.float32)
+    return torch.from_numpy(np.ascontiguousarray(filled.transpose(3, 0, 1, 2)))[None].to(device) * 2.0 - 1.0
 
 
 def fill_infusion(video: np.ndarray, mask: np.ndarray, config: InfusionConfig, ctx: RunContext) -> np.ndarray:
@@ -202,11 +219,14 @@ def fill_infusion(video: np.ndarray, mask: np.ndarray, config: InfusionConfig, c
     roi: Box = plan_windows(msk, config.window_frames, config.window_overlap, config.max_window_voxels,
                             config.roi_margin, model.multiple, config.roi)[0]
     y0, y1, x0, x1 = roi
+    init = initial_fill(vid, msk, config, ctx, device)
     levels = LevelSampler(v[..., y0:y1, x0:x1], m[..., y0:y1, x0:x1], passes, config, schedule, ctx.samples,
-                          seed=ctx.seed + 1_000_003, precision=trainer.precision, multiple=model.multiple)
+                          seed=ctx.seed + 1_000_003, precision=trainer.precision, multiple=model.multiple,
+                          init=None if init is None else init[..., y0:y1, x0:x1])
+    top = config.top_timestep
     plan = sampling_plan(config.num_timesteps, config.num_intervals, config.sample_steps_per_interval,
-                         config.resample_jump, config.resample_count)
-    bounds = interval_bounds(config.num_timesteps, config.num_intervals)
+                         config.resample_jump, config.resample_count, top)
+    bounds = interval_bounds(config.num_timesteps, config.num_intervals, top)
     stages = plan_stages(config, plan, len(passes))
     interleaved = stages[1].kind == "sample" if len(stages) > 1 else True
     snapshots: list[dict] = []
@@ -246,7 +266,7 @@ def fill_infusion(video: np.ndarray, mask: np.ndarray, config: InfusionConfig, c
     with deferred_interrupt() as interrupt:
         while stage_idx < len(stages):
             stage = stages[stage_idx]
-            lo, hi = bounds[stage.interval] if config.interval_training else (0, config.num_timesteps - 1)
+            lo, hi = bounds[stage.interval] if config.interval_training else (0, top)
             label = f"{stage.kind} {stage.interval + 1}/{config.num_intervals}"
             if len(passes) > 1 and stage.kind == "sample":
                 label += f" (level {stage.level + 1}/{len(passes)})"

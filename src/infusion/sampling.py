@@ -42,10 +42,15 @@ class Sampler:
         Seed of the initial noise and of every step's noise.
     method : "ddpm" or "ddim"; ``eta`` is DDIM's noise level.
     precision : "fp32" or "bf16" (see :func:`infusion.unet3d.autocast`).
+    init, start : optional
+        An initial fill ``(1 or samples, 3, T, h, w)`` in [-1, 1] and the
+        timestep it is noised to (the first move must start there);
+        default pure noise.
     """
 
     def __init__(self, video: torch.Tensor, mask: torch.Tensor, windows: list[Window], schedule: NoiseSchedule,
-                 samples: int, seed: int, method: str = "ddpm", eta: float = 1.0, precision: str = "fp32"):
+                 samples: int, seed: int, method: str = "ddpm", eta: float = 1.0, precision: str = "fp32",
+                 init: Optional[torch.Tensor] = None, start: Optional[int] = None):
         self.mask = mask
         self.known = video * (1.0 - mask)
         self.windows = windows
@@ -54,6 +59,9 @@ class Sampler:
         self.gen = torch.Generator().manual_seed(seed)
         shape = (samples,) + tuple(video.shape[1:])
         self.x = self._noise(shape)
+        if init is not None:  # SDEdit: start from an initial fill noised to ``start``
+            ab = float(schedule.abar(start))
+            self.x = np.sqrt(ab) * init.expand(shape) + np.sqrt(1.0 - ab) * self.x
         self.x0_hat: Optional[torch.Tensor] = None
         self.steps_done = 0
 
