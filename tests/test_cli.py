@@ -42,13 +42,16 @@ def test_inpaint_with_infusion_samples_average_and_frames_folder(clip, tmp_path)
     frames, video, mask_path, mask = clip
     out = tmp_path / "res"
     code = main(["inpaint", str(video), str(mask_path), "-o", str(out), "--samples", "2", "--average",
-                 "--seed", "3", "-q", *TINY_SETTINGS])
+                 "--seed", "3", "-q", "--keyframes", "on", "--resample-jump", "1", "--resample-count", "2",
+                 *TINY_SETTINGS])
     assert code == 0
     for path in (out, tmp_path / "res_sample2", tmp_path / "res_average"):
         result, _ = load_video(path)
         assert result.shape == frames.shape and np.array_equal(result[:, ~mask], frames[:, ~mask])
     summary = json.loads((tmp_path / "res.json").read_text())
     assert summary["config"]["width"] == 8 and summary["seed"] == 3 and summary["samples"] == 2
+    assert (summary["config"]["keyframes"], summary["config"]["resample_jump"],
+            summary["config"]["resample_count"]) == ("on", 1, 2)
     assert not (tmp_path / "res.work").exists()
 
 
@@ -60,6 +63,8 @@ def test_inpaint_with_infusion_samples_average_and_frames_folder(clip, tmp_path)
     (["inpaint", "{d}/in.mkv", "{d}/mask.png", "-o", "{d}/o.mp4", "--set", "width=-3"], "width must be >= 1"),
     (["inpaint", "{d}/in.mkv", "{d}/mask.png", "-o", "{d}/nodir/o.mp4"], "does not exist"),
     (["info", "{d}/mask.txt"], "cannot open as a video"),
+    (["inpaint", "{d}/in.mkv", "{d}/mask.png", "-o", "{d}/o.mp4", "--method", "telea", "--keyframes", "on"],
+     "apply to --method infusion, not telea"),
 ])
 def test_errors_are_one_clear_line(clip, tmp_path, capsys, args, message):
     Image.fromarray(np.zeros((8, 8), np.uint8)).save(tmp_path / "small.png")

@@ -85,6 +85,22 @@ def test_both_orders_and_the_no_interval_ablation_run():
         assert out.shape == video.shape and np.array_equal(out[~mask], video[~mask])
 
 
+def test_sdedit_start_from_another_fill(monkeypatch):
+    """With a network that returns its noisy input as the clean estimate, a chain
+    started from a fill noised to a low timestep ends near that fill; one started
+    from pure noise at the top does not."""
+    monkeypatch.setattr(unet3d.UNet3D, "forward",
+                        lambda self, cond, x_t, mask, t: x_t + 0.0 * self.head.weight.sum())
+    video, mask = texture()
+    telea = run(video, mask, method="telea").video[mask].astype(np.float64)
+    near = fill(video, mask, init_fill="telea", start_timestep=2, num_intervals=1).video[mask]
+    far = fill(video, mask, num_intervals=1).video[mask]
+    assert np.abs(near - telea).mean() < 6.0  # noise std at t=2 is ~0.02 of the [-1, 1] range
+    assert np.abs(far - telea).mean() > 20.0
+    with pytest.raises(Exception, match="start_timestep below the top needs an init_fill"):
+        fill(video, mask, start_timestep=10)
+
+
 class Interrupt:
     """Progress callback that stops the run at the n-th training/sampling step."""
 

@@ -14,7 +14,7 @@ import pytest
 
 from infusion.errors import InfusionError, InputError
 from infusion.metrics import (band_motion_ratio, diversity, evaluate_arrays, evaluate_files, format_table,
-                              lpips, lpips_hole, motion, motion_ratio, psnr, psnr_hole, ssim)
+                              lpips, lpips_hole, motion, motion_ratio, psnr, psnr_hole, ssim, temporal_std)
 from infusion.metrics.lpips import hole_box
 
 # the package exports the functions psnr, lpips...: reach the modules themselves
@@ -272,6 +272,26 @@ def test_band_motion_ratio_is_zero_for_a_frozen_fill():
     frozen = np.where(m[..., None], v[0], v)
     assert band_motion_ratio(frozen, m) == 0.0
     assert band_motion_ratio(v, m) == pytest.approx(1.0, abs=0.2)  # stationary texture
+
+
+def test_temporal_std_closed_forms():
+    # a grey pixel alternating 0.2 / 0.6 has std 0.2; a constant one 0
+    frames = np.zeros((4, 2, 2, 3), np.float32)
+    frames[:, 0, 0] = np.array([0.2, 0.6, 0.2, 0.6], np.float32)[:, None]
+    frames[:, 0, 1] = 0.5
+    mask = np.zeros((2, 2), bool)
+    mask[0, 0] = True
+    assert temporal_std(frames, mask) == pytest.approx(0.2, abs=1e-6)
+    mask[0, 1] = True
+    assert temporal_std(frames, mask) == pytest.approx(0.1, abs=1e-6)
+    # only the frames where a pixel is masked count, and only pixels masked twice
+    per_frame = np.zeros((4, 2, 2), bool)
+    per_frame[[0, 2], 0, 0] = True  # the two 0.2 frames: std 0
+    per_frame[1, 1, 1] = True  # masked once: ignored
+    assert temporal_std(frames, per_frame) == pytest.approx(0.0, abs=1e-7)
+    per_frame[:] = False
+    per_frame[0] = True
+    assert np.isnan(temporal_std(frames, per_frame))
 
 
 def test_diversity_closed_forms():

@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 
 from ._version import __version__
-from .errors import InfusionError
+from .errors import InfusionError, InputError
 
 EXAMPLES = """\
 examples:
@@ -78,6 +78,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--crf", type=int, default=12, help="H.264 quality for .mp4/.mov (0 best, default 12)")
     p.add_argument("--fps", type=float, default=None, help="frame rate of the output (default: the input's)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    g = p.add_argument_group("infusion sampling (shortcuts for --set)")
+    g.add_argument("--keyframes", choices=("auto", "on", "off"), default=None,
+                   help="fill far-apart keyframes first, then the frames between them: auto (when the "
+                        "hole outlasts the network's temporal reach), on, off")
+    g.add_argument("--resample-jump", type=int, default=None, metavar="J",
+                   help="RePaint resampling: every J steps go back up J steps and come down again")
+    g.add_argument("--resample-count", type=int, default=None, metavar="R",
+                   help="RePaint resampling: pass over each jump R times in all (1 = no resampling)")
 
     p = sub.add_parser("info", help="frames, size, fps and codec of a video")
     p.add_argument("video", nargs="+")
@@ -115,9 +123,15 @@ def _cmd_inpaint(args) -> int:
     from .config import parse_assignments
     from .progress import Progress, TqdmProgress
 
+    shortcuts = [f"{key}={value}" for key, value in (
+        ("keyframes", args.keyframes), ("resample_jump", args.resample_jump),
+        ("resample_count", args.resample_count)) if value is not None]
+    if shortcuts and args.method != "infusion":
+        raise InputError(f"--keyframes/--resample-jump/--resample-count apply to --method infusion, "
+                         f"not {args.method}")
     inpaint_file(
         args.video, args.mask, args.output, method=args.method, preset=args.preset,
-        overrides=parse_assignments(args.overrides), seed=args.seed, device=args.device,
+        overrides=parse_assignments(args.overrides + shortcuts), seed=args.seed, device=args.device,
         threads=args.threads, samples=args.samples, average=args.average, dilate=args.dilate,
         work_dir=args.work_dir, resume=args.resume, restart=args.restart, keep_work=args.keep_work,
         crf=args.crf, fps=args.fps, progress=Progress() if args.quiet else TqdmProgress())

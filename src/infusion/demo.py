@@ -12,6 +12,7 @@ from typing import Optional
 
 import numpy as np
 
+from . import metrics
 from .api import sidecar_path
 from .pipeline import run
 from .progress import Progress
@@ -72,9 +73,7 @@ def run_demo(folder: Path, *, method: Optional[str] = None, size: int = 64, fram
     progress.log(f"demo: {frames} frames of {size}x{size}, method {method}, writing to {folder}/")
     result = run(truth, mask, method=method, seed=seed, overrides=overrides, progress=progress)
     filled = result.video
-    hole = mask[..., None].repeat(3, -1)
-    err = np.abs(filled.astype(np.float32) - truth.astype(np.float32))[hole] / 255.0
-    psnr_hole = float(10 * np.log10(1.0 / max(float(np.mean(err**2)), 1e-12)))
+    psnr_hole = metrics.psnr_hole(filled, truth, mask)
     save_video(folder / "input.mp4", overlay_mask(truth, mask), fps)
     save_video(folder / "mask", (mask[..., None].repeat(3, -1) * 255).astype(np.uint8), fps)
     save_video(folder / "result.mp4", filled, fps)

@@ -26,6 +26,7 @@ from .errors import InputError, ResumeError
 from .masks import check_fillable, match_mask
 from .methods import RunContext, get_method
 from .progress import Progress, as_progress
+from .video_io import check_video_array, to_float
 
 JOB_FILE = "job.json"
 
@@ -97,33 +98,6 @@ def set_threads(threads: Optional[int]) -> None:
 
     torch.set_num_threads(threads)
     cv2.setNumThreads(threads)
-
-
-def check_video_array(video, name: str = "video") -> np.ndarray:
-    """Validate a video array: uint8 or float in [0, 1], shape ``(T, H, W, 3)`` or ``(H, W, 3)``."""
-    video = np.asarray(video)
-    if video.ndim == 3 and video.shape[-1] == 3:
-        video = video[None]
-    if video.ndim != 4 or video.shape[-1] != 3:
-        raise InputError(f"{name}: expected frames of shape (T, H, W, 3); got {video.shape}")
-    if video.shape[0] == 0 or video.shape[1] == 0 or video.shape[2] == 0:
-        raise InputError(f"{name}: has no pixels (shape {video.shape})")
-    if video.dtype == np.uint8:
-        return video
-    if video.dtype.kind == "f":
-        if not np.isfinite(video).all():
-            raise InputError(f"{name}: holds NaN or infinite values")
-        if video.min() < 0 or video.max() > 1:
-            raise InputError(f"{name}: float frames must lie in [0, 1]; got [{video.min():g}, {video.max():g}]")
-        return video
-    raise InputError(f"{name}: frames must be uint8 or float in [0, 1]; got dtype {video.dtype}")
-
-
-def to_float(video: np.ndarray) -> np.ndarray:
-    """uint8 or float frames -> float32 in [0, 1]."""
-    if video.dtype == np.uint8:
-        return video.astype(np.float32) / 255.0
-    return video.astype(np.float32, copy=False)
 
 
 def from_float(result: np.ndarray, like: np.ndarray, mask: np.ndarray) -> np.ndarray:

@@ -452,20 +452,40 @@ def _replace_frame_folder(new: Path, target: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
+def check_video_array(video, name: str = "video") -> np.ndarray:
+    """Validate a video array: uint8 or float in [0, 1], shape ``(T, H, W, 3)`` or ``(H, W, 3)``."""
+    video = np.asarray(video)
+    if video.ndim == 3 and video.shape[-1] == 3:
+        video = video[None]
+    if video.ndim != 4 or video.shape[-1] != 3:
+        raise InputError(f"{name}: expected frames of shape (T, H, W, 3); got {video.shape}")
+    if video.shape[0] == 0 or video.shape[1] == 0 or video.shape[2] == 0:
+        raise InputError(f"{name}: has no pixels (shape {video.shape})")
+    if video.dtype == np.uint8:
+        return video
+    if video.dtype.kind == "f":
+        if not np.isfinite(video).all():
+            raise InputError(f"{name}: holds NaN or infinite values")
+        if video.min() < 0 or video.max() > 1:
+            raise InputError(f"{name}: float frames must lie in [0, 1]; got [{video.min():g}, {video.max():g}]")
+        return video
+    raise InputError(f"{name}: frames must be uint8 or float in [0, 1]; got dtype {video.dtype}")
+
+
+def to_float(video: np.ndarray) -> np.ndarray:
+    """uint8 or float frames -> float32 in [0, 1]."""
+    if video.dtype == np.uint8:
+        return video.astype(np.float32) / 255.0
+    return video.astype(np.float32, copy=False)
+
+
 def _validate_frames(frames: np.ndarray) -> np.ndarray:
+    """Frames to write -> contiguous uint8 ``(T, H, W, 3)``; floats are clipped to [0, 1] first."""
     frames = np.asarray(frames)
-    if frames.ndim == 3 and frames.shape[-1] == 3:
-        frames = frames[None]
-    if frames.ndim != 4 or frames.shape[-1] != 3:
-        raise InputError(f"frames to write must be (T, H, W, 3); got shape {frames.shape}")
-    if frames.dtype != np.uint8:
-        if frames.dtype.kind == "f":
-            frames = _to_uint8(np.clip(frames, 0.0, 1.0), "frames")
-        else:
-            raise InputError(f"frames to write must be uint8 or float in [0, 1]; got {frames.dtype}")
-    if frames.shape[0] == 0:
-        raise InputError("no frames to write")
-    return np.ascontiguousarray(frames)
+    if frames.dtype.kind == "f":
+        frames = np.clip(np.nan_to_num(frames), 0.0, 1.0)
+    frames = check_video_array(frames, "frames to write")
+    return np.ascontiguousarray(_to_uint8(frames, "frames to write"))
 
 
 def _write_container(tmp: Path, suffix: str, frames: np.ndarray, fps: float, crf: int) -> None:

@@ -42,6 +42,7 @@ import numpy as np
 from ..config import PatchConfig
 from ..errors import InputError
 from ..methods import RunContext
+from .common import check_inputs
 
 GRAY = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 
@@ -49,23 +50,6 @@ GRAY = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 # --------------------------------------------------------------------------
 # Inputs, region of interest, pyramid, features
 # --------------------------------------------------------------------------
-
-def _check_inputs(video, mask) -> tuple[np.ndarray, np.ndarray]:
-    """Validate the arrays and erase the content under the mask."""
-    video = np.asarray(video)
-    mask = np.asarray(mask)
-    if video.ndim != 4 or video.shape[-1] != 3:
-        raise InputError(f"patch: video must be (T, H, W, 3); got {video.shape}")
-    if mask.shape != video.shape[:3]:
-        raise InputError(f"patch: mask must be (T, H, W) = {video.shape[:3]}; got {mask.shape}")
-    if mask.dtype != bool:
-        raise InputError(f"patch: mask must be bool; got dtype {mask.dtype}")
-    if mask.all():
-        raise InputError("patch: the mask covers every pixel; nothing is known to fill it from")
-    out = np.array(video, dtype=np.float32, copy=True)
-    out[mask] = 0.0  # the method never sees what it has to fill
-    return out, np.ascontiguousarray(mask)
-
 
 def _roi(mask: np.ndarray, margin: int) -> tuple[slice, slice]:
     """Spatial bounding box of the mask (over all frames) grown by ``margin``."""
@@ -352,7 +336,7 @@ def fill_patch(video: np.ndarray, mask: np.ndarray, config: PatchConfig, ctx: Ru
     """
     from . import patchmatch as K
 
-    video, mask = _check_inputs(video, mask)
+    video, mask = check_inputs(video, mask, "patch")
     if not mask.any():
         return video[None]
     log = ctx.progress.log

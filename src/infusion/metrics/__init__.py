@@ -18,6 +18,8 @@ choice reproduces the independent scorer of ``bench/reference.md``):
 - ``motion_ratio``: mean |frame(t+1) - frame(t)| (RGB) over pixels in the
   hole at t and t+1, pooled over frames, result over truth. Without ground
   truth: the fill's motion over the motion in the 8-px band around the hole.
+- ``temporal_std``: per-pixel std over time of grey levels in the hole,
+  averaged over the hole (drift: compare a fill's with the truth's).
 - ``diversity``: per-pixel std over samples of grey levels, averaged over
   the hole, over the std of the truth's grey levels in the hole.
 """
@@ -25,9 +27,9 @@ choice reproduces the independent scorer of ``bench/reference.md``):
 from .image import psnr, psnr_hole, ssim
 from .lpips import lpips, lpips_hole
 from .report import evaluate_arrays, evaluate_files, format_table
-from .video import band_motion_ratio, diversity, motion, motion_ratio
+from .video import band_motion_ratio, diversity, motion, motion_ratio, temporal_std
 
 __all__ = [
     "psnr", "ssim", "psnr_hole", "lpips", "lpips_hole", "motion", "motion_ratio",
-    "band_motion_ratio", "diversity", "evaluate_arrays", "evaluate_files", "format_table",
+    "band_motion_ratio", "temporal_std", "diversity", "evaluate_arrays", "evaluate_files", "format_table",
 ]

@@ -13,7 +13,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..masks import match_mask
-from ..pipeline import check_video_array, to_float
+from ..video_io import check_video_array, to_float
 
 
 def as_frames(frames, name: str) -> np.ndarray:

@@ -76,6 +76,32 @@ def band_motion_ratio(result, mask, width: int = BAND) -> float:
     return _ratio(motion(f, m), motion(f, band(m, width)))
 
 
+def temporal_std(frames, mask) -> float:
+    """How much the content of the hole changes over time (drift and flicker).
+
+    For every pixel masked in at least two frames: the standard deviation
+    (population, ddof 0) of its grey level (BT.601 luma, [0, 1]) over the
+    frames where it is masked; averaged over those pixels. 0 for content
+    that stays put; compare a fill's value with the ground truth's. NaN when
+    no pixel is masked twice.
+
+    ``frames``: ``(T, H, W, 3)`` uint8 or float [0, 1]; ``mask``:
+    ``(T, H, W)`` or ``(H, W)``, True = hole.
+    """
+    f = as_frames(frames, "frames")
+    m = as_mask(mask, f.shape, video_name="frames")
+    g = grey(f).astype(np.float64)
+    n = m.sum(axis=0)
+    s1 = np.where(m, g, 0.0).sum(axis=0)
+    s2 = np.where(m, g * g, 0.0).sum(axis=0)
+    keep = n >= 2
+    if not keep.any():
+        return float("nan")
+    mean = s1[keep] / n[keep]
+    var = np.maximum(s2[keep] / n[keep] - mean * mean, 0.0)
+    return float(np.sqrt(var).mean())
+
+
 def diversity(samples, truth, mask) -> float:
     """Spread of several fills relative to the spread of the true content.
 
