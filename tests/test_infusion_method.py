@@ -188,3 +188,15 @@ def test_fast_fill_beats_a_flat_fill_on_a_real_clip():
     known = video[~mask].reshape(-1, 3).mean(axis=0)
     flat = np.where(mask[..., None], np.round(known).astype(np.uint8), video)
     assert psnr_hole(result, video, mask) > psnr_hole(flat, video, mask) + 1.0
+
+
+def test_learning_rate_schedule_closed_form():
+    from infusion.training import lr_at
+
+    cfg = InfusionConfig(lr=1e-3, lr_schedule="cosine", lr_min_ratio=0.1, num_intervals=2, steps_per_interval=51,
+                         warmup_steps=10)
+    assert lr_at(cfg, 0) == pytest.approx(1e-4 * (0.1 + 0.9 * 0.5 * (1 + np.cos(0))))  # 1/10 of the warm-up
+    assert lr_at(cfg, 50) == pytest.approx(1e-3 * (0.1 + 0.9 * 0.5 * (1 + np.cos(np.pi * 50 / 101))))
+    assert lr_at(cfg, 101) == pytest.approx(1e-4)  # the floor at the end
+    const = InfusionConfig(lr=2e-3, warmup_steps=4)
+    assert [lr_at(const, s) for s in range(5)] == pytest.approx([5e-4, 1e-3, 1.5e-3, 2e-3, 2e-3])

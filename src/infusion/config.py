@@ -69,7 +69,11 @@ class InfusionConfig:
         (only the pixels hidden by the training mask).
     Optimiser
         Adam with learning rate ``lr``; ``lr_schedule`` "constant" or
-        "cosine" over the whole run (down to ``lr_min_ratio`` * lr).
+        "cosine" over the whole run (down to ``lr_min_ratio`` * lr), after a
+        linear warm-up over the first ``warmup_steps`` steps; gradients are
+        rescaled to a global norm of at most ``grad_clip`` (0: never). Both
+        keep the first large Adam steps of a short budget from killing the
+        ReLU paths (the fill then turns flat).
     Inference
         ``window_frames`` frames per temporal window (0: the whole clip at
         once when it fits ``max_window_voxels``), overlapping by
@@ -118,6 +122,8 @@ class InfusionConfig:
     lr: float = 1e-4
     lr_schedule: str = "constant"
     lr_min_ratio: float = 0.1
+    warmup_steps: int = 0
+    grad_clip: float = 0.0
     # inference
     window_frames: int = 0
     window_overlap: int = 8
@@ -138,6 +144,8 @@ class InfusionConfig:
             (self.start_timestep < 0 or self.num_intervals <= self.start_timestep + 1,
              "num_intervals must not exceed start_timestep + 1"),
             (self.steps_per_interval >= 0, "steps_per_interval must be >= 0"),
+            (self.warmup_steps >= 0, "warmup_steps must be >= 0"),
+            (self.grad_clip >= 0.0, "grad_clip must be >= 0 (0: no clipping)"),
             (0.0 <= self.interval_mix < 1.0, "interval_mix must be in [0, 1)"),
             (self.sample_steps_per_interval >= 1, "sample_steps_per_interval must be >= 1"),
             (self.sampler in ("ddpm", "ddim"), "sampler must be 'ddpm' or 'ddim'"),

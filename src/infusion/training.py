@@ -68,12 +68,14 @@ def masked_x0_loss(pred: torch.Tensor, x0: torch.Tensor, weight: torch.Tensor,
 
 def lr_at(config: InfusionConfig, step: int) -> float:
     """Learning rate at a global training step: constant, or cosine from ``lr``
-    down to ``lr * lr_min_ratio`` over ``total_train_steps``."""
+    down to ``lr * lr_min_ratio`` over ``total_train_steps``; both scaled by a
+    linear warm-up ``(step + 1) / warmup_steps`` over the first ``warmup_steps``."""
+    warm = min(1.0, (step + 1) / config.warmup_steps) if config.warmup_steps > 0 else 1.0
     if config.lr_schedule == "constant" or config.total_train_steps <= 1:
-        return config.lr
+        return config.lr * warm
     progress = min(1.0, step / (config.total_train_steps - 1))
     low = config.lr * config.lr_min_ratio
-    return low + (config.lr - low) * 0.5 * (1.0 + math.cos(math.pi * progress))
+    return warm * (low + (config.lr - low) * 0.5 * (1.0 + math.cos(math.pi * progress)))
 
 
 class Trainer:
@@ -164,6 +166,8 @@ class Trainer:
         loss = masked_x0_loss(pred.float(), batch.x0, batch.weight, scale)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        if self.config.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
         self.optimizer.step()
         self.step_count += 1
         return float(loss.detach())
