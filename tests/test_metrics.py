@@ -336,9 +336,14 @@ def test_bad_masks_raise_input_errors():
 def test_evaluate_arrays_keys_and_values():
     v, m = moving_texture(t=4, h=40, w=40), box_mask(4, 40, 40)
     s = evaluate_arrays(v, v, m)
-    assert list(s) == ["psnr", "ssim", "psnr_hole", "lpips", "lpips_hole", "motion_ratio"]
+    assert list(s) == ["psnr", "ssim", "psnr_hole", "lpips", "lpips_hole", "motion_ratio", "temporal_std",
+                       "temporal_std_truth"]
     assert s["psnr"] == 100 and s["ssim"] == pytest.approx(1) and s["lpips"] == pytest.approx(0, abs=1e-7)
     assert s["motion_ratio"] == pytest.approx(1)
+    assert s["temporal_std"] == s["temporal_std_truth"] == pytest.approx(temporal_std(v, m))
+    assert temporal_std(v, m) > 0
+    frozen = np.repeat(v[:1], 4, axis=0)
+    assert evaluate_arrays(frozen, v, m)["temporal_std"] == 0
     s = evaluate_arrays(v, v, m, samples=np.stack([v, v]))
     assert s["diversity"] == 0
     s = evaluate_arrays(v, None, m)

@@ -46,7 +46,8 @@ from .errors import InputError
 DEFAULT_CASES = Path(__file__).resolve().parents[3] / "shared" / "bench" / "cases"
 CASES_ENV = "INFUSION_BENCH_CASES"
 TIERS = ("tiny", "medium", "standard", "removal", "long")
-METRICS = ("psnr", "ssim", "psnr_hole", "lpips", "lpips_hole", "motion_ratio", "diversity")
+METRICS = ("psnr", "ssim", "psnr_hole", "lpips", "lpips_hole", "motion_ratio", "temporal_std", "temporal_std_truth",
+           "diversity")
 COST = ("wall_s", "cpu_s", "peak_rss_mb")
 COLUMNS = ("case", "tier", "mask", "method", "preset", "seed", "samples", *METRICS, *COST,
            "threads", "settings", "status", "error")

@@ -202,11 +202,15 @@ INFUSION_PRESETS: dict[str, InfusionConfig] = {
     # it, batches of two 8x32x32 clips cropped near the hole, 10 intervals of
     # 50 steps at a cosine-decayed 1e-3 with 30 % of each batch drawn below
     # the current interval (keeps the x_t pathway alive), two DDIM steps per
-    # interval, computed on the hole's region of interest only.
+    # interval, computed on the hole's region of interest only. The first
+    # interval's 50 steps warm the rate up linearly and gradients are clipped
+    # to norm 1: without them the first large steps often leave the fill flat
+    # (tiny fire5/flame/waterfall1: lpips_hole 0.096 -> 0.074, motion_ratio
+    # 0.05-2.8 -> 0.33-1.26).
     "fast": InfusionConfig(
         width=16, precision="auto", batch_size=2, crop_size=32, clip_frames=8,
         num_intervals=10, steps_per_interval=50, interval_mix=0.3,
-        lr=1e-3, lr_schedule="cosine",
+        lr=1e-3, lr_schedule="cosine", warmup_steps=50, grad_clip=1.0,
         sample_steps_per_interval=2, sampler="ddim", ddim_eta=1.0,
         roi=True, window_frames=24, window_overlap=8, keyframes="auto",
     ),

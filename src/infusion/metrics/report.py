@@ -15,9 +15,10 @@ from ..video_io import load_video
 from ._inputs import as_frames, as_mask, as_pair
 from .image import psnr, psnr_hole, ssim
 from .lpips import lpips, lpips_hole
-from .video import band_motion_ratio, diversity, motion_ratio
+from .video import band_motion_ratio, diversity, motion_ratio, temporal_std
 
-QUALITY_KEYS = ("psnr", "ssim", "psnr_hole", "lpips", "lpips_hole", "motion_ratio")
+QUALITY_KEYS = ("psnr", "ssim", "psnr_hole", "lpips", "lpips_hole", "motion_ratio", "temporal_std",
+                "temporal_std_truth")
 # (label, format, hint) per key, for format_table
 _DISPLAY = {
     "psnr": ("PSNR", "{:.2f} dB", "whole frame, higher is better"),
@@ -26,6 +27,8 @@ _DISPLAY = {
     "lpips": ("LPIPS", "{:.4f}", "whole frame, lower is better"),
     "lpips_hole": ("LPIPS around hole", "{:.4f}", "hole box + 8 px, lower is better"),
     "motion_ratio": ("motion ratio", "{:.3f}", "motion in hole / truth's, 1 is right"),
+    "temporal_std": ("temporal std in hole", "{:.4f}", "drift/flicker of the fill, compare with truth's"),
+    "temporal_std_truth": ("temporal std of truth", "{:.4f}", "the same for the ground truth"),
     "diversity": ("diversity", "{:.3f}", "spread of samples / truth's, in hole"),
 }
 
@@ -51,8 +54,11 @@ def evaluate_arrays(result, truth, mask, samples=None) -> dict:
     Returns
     -------
     dict
-        ``psnr, ssim, psnr_hole, lpips, lpips_hole, motion_ratio`` (floats,
-        or None without truth) and ``diversity`` when ``samples`` is given.
+        ``psnr, ssim, psnr_hole, lpips, lpips_hole, motion_ratio,
+        temporal_std, temporal_std_truth`` (floats, or None without truth;
+        the last two are :func:`~infusion.metrics.video.temporal_std` of the
+        fill and of the truth in the hole) and ``diversity`` when ``samples``
+        is given.
         See :mod:`infusion.metrics` for the definitions.
     """
     if truth is None:
@@ -67,6 +73,7 @@ def evaluate_arrays(result, truth, mask, samples=None) -> dict:
     scores = {
         "psnr": psnr(r, t), "ssim": ssim(r, t), "psnr_hole": psnr_hole(r, t, m),
         "lpips": lpips(r, t), "lpips_hole": lpips_hole(r, t, m), "motion_ratio": motion_ratio(r, t, m),
+        "temporal_std": temporal_std(r, m), "temporal_std_truth": temporal_std(t, m),
     }
     if samples is not None:
         scores["diversity"] = diversity(samples, t, m)
