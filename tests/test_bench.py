@@ -90,6 +90,7 @@ def test_bench_end_to_end(first_run, capsys):
                 "peak_rss_mb"):
         assert float(ok[key]) >= 0, key
     assert json.loads(ok["settings"])["config"] == {"radius": 3}
+    assert all(ok[k] == "" for k in bench.SPEED)  # telea reports no training or sampling figures
     run_dir = out / "runs" / "tiny-noise" / "box" / "telea"
     for name in ("result.mkv", "result.mp4", "side_by_side.mp4", "run.json"):
         assert (run_dir / name).is_file(), name
@@ -144,6 +145,23 @@ def test_changed_settings_are_not_resumed(cases):
     row = bench.make_row(job, {"status": "ok"})
     assert bench.is_done(row, job) and not bench.is_done(row, job5)
     assert not bench.is_done(bench.make_row(job, {"status": "error"}), job)
+
+
+def test_infusion_runs_record_their_training_and_sampling_speed(cases, tmp_path):
+    case = next(c for c in bench.find_cases(cases) if c.name == "tiny-noise")
+    small = {"width": "4", "levels": "2", "num_intervals": "2", "steps_per_interval": "2",
+             "sample_steps_per_interval": "1", "crop_size": "16", "clip_frames": "4"}
+    job, = bench.plan_jobs([case], ["infusion"], masks=["box"], preset="fast", overrides=small, threads=1,
+                           out_dir=tmp_path)
+    Path(job.run_dir).mkdir(parents=True)
+    record = bench.execute_job(job)
+    assert record["status"] == "ok"
+    assert record["train_s"] > 0 and record["sample_s"] > 0
+    assert record["train_gflops"] > 0 and record["sample_gflops"] > 0
+    row = bench.make_row(job, record)
+    summary, = bench.summary_rows([row])
+    assert float(summary["train_gflops"]) == pytest.approx(record["train_gflops"], rel=1e-3)
+    assert "train_gflops" in bench.summary_table([row])
 
 
 def test_known_pixels_changed_counts_differences_outside_the_mask():

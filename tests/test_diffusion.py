@@ -9,7 +9,7 @@ import torch
 from infusion.diffusion import (NoiseSchedule, ddim_step, ddpm_step, edm_coefficients, interval_bounds,
                                 interval_timesteps, resample_moves,
                                 posterior_coefficients, q_sample, renoise, sampling_plan)
-from infusion.roi import grow_box, plan_windows, temporal_windows, window_weights
+from infusion.roi import grow_box, hole_extent, plan_windows, temporal_windows, training_crop_side, window_weights
 from infusion.train_masks import random_masks, trajectory
 from infusion.unet3d import UNet3D, count_parameters, forward_flops, timestep_embedding
 
@@ -174,6 +174,26 @@ def test_windows_cover_and_weights_sum_to_one():
             total[a:b] += w
             assert np.all(w > 0)
         assert np.allclose(total, 1.0)
+
+
+def test_training_crops_grow_with_the_hole():
+    mask = np.zeros((3, 100, 120), bool)
+    assert hole_extent(mask) == 0
+    for t in range(3):  # a 10x26 box moving right by 30 px a frame: the extent is per frame
+        mask[t, 5:15, 30 * t:30 * t + 26] = True
+    assert hole_extent(mask) == 26
+    mask[1, 40:80, 50] = True  # a 40-px vertical line beside the box in frame 1: 75 rows
+    assert hole_extent(mask) == 75
+    tall = np.zeros((2, 64, 64), bool)
+    tall[0, 10:50, 20:30] = True
+    assert hole_extent(tall) == 40
+    assert training_crop_side(tall, 0, 1.2, 96) == 0  # whole frames stay whole frames
+    assert training_crop_side(tall, 32, 0.0, 96) == 32  # growth off
+    assert training_crop_side(tall, 32, 1.2, 96) == 48  # 1.2 * 40 = 48
+    assert training_crop_side(tall, 32, 1.25, 96) == 56  # 50 rounded up to a multiple of 8
+    assert training_crop_side(tall, 32, 3.0, 96) == 96  # bounded by crop_max
+    assert training_crop_side(tall, 32, 3.0, 0) == 120
+    assert training_crop_side(tall, 64, 1.2, 96) == 64  # never below crop_size
 
 
 def test_region_of_interest_covers_the_hole():

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import copy
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Optional
 
 import numpy as np
@@ -35,7 +35,7 @@ from .denoiser import Denoiser
 from .diffusion import NoiseSchedule, interval_bounds, sampling_plan
 from .keyframes import SamplingPass, keyframe_strides, longest_occlusion, sampling_passes
 from .methods import RunContext, get_method
-from .roi import Box, plan_windows
+from .roi import Box, hole_extent, plan_windows, training_crop_side
 from .sampling import Sampler
 from .training import Trainer
 from .unet3d import UNet3D, count_parameters, forward_flops, temporal_reach
@@ -205,6 +205,13 @@ def fill_infusion(video: np.ndarray, mask: np.ndarray, config: InfusionConfig, c
     if len(passes) > 1:
         ctx.progress.log(f"infusion: the hole lasts {longest_occlusion(msk)} frames, more than the network's "
                          f"{temporal_reach(config.levels)}: keyframe-first sampling at strides {strides}")
+
+    crop = training_crop_side(msk, config.crop_size, config.crop_hole_ratio, config.crop_max)
+    if crop != config.crop_size:
+        ctx.progress.log(f"infusion: training crops of {crop} px for a hole of {hole_extent(msk)} px "
+                         f"(crop_hole_ratio={config.crop_hole_ratio})")
+        config = replace(config, crop_size=crop)
+    ctx.stats["train_crop"] = crop
 
     torch.manual_seed(ctx.seed)  # network initialisation
     model = UNet3D(config.width, config.levels, config.time_channels).to(device)

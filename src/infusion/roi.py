@@ -134,6 +134,41 @@ def plan_windows(mask: np.ndarray, window_frames: int, overlap: int, max_voxels:
     return roi, out
 
 
+def hole_extent(mask: np.ndarray) -> int:
+    """Largest side of the hole's bounding box in any one frame (pixels; 0 for an empty mask).
+
+    ``mask``: bool ``(T, H, W)``. A moving hole counts frame by frame, not by
+    the union of its positions.
+    """
+    rows, cols = mask.any(axis=2), mask.any(axis=1)  # (T, H), (T, W)
+
+    def span(a: np.ndarray) -> np.ndarray:
+        idx = np.arange(a.shape[1])
+        first = np.where(a, idx, a.shape[1]).min(axis=1)
+        last = np.where(a, idx, -1).max(axis=1)
+        return np.maximum(last - first + 1, 0)
+
+    return int(max(span(rows).max(initial=0), span(cols).max(initial=0)))
+
+
+def training_crop_side(mask: np.ndarray, crop_size: int, hole_ratio: float, crop_max: int, multiple: int = 8) -> int:
+    """Side of the square training crops for a hole ``mask`` (bool ``(T, H, W)``).
+
+    ``crop_size`` 0 means whole frames (returned unchanged). Otherwise the
+    crop grows to ``hole_ratio`` times :func:`hole_extent`, rounded up to
+    ``multiple``, and is at most ``crop_max`` (0: no bound) and never below
+    ``crop_size``. The training masks span half to all of a crop, so a crop
+    about 1.25 times the hole teaches the network to fill holes as large as
+    the real one; a fixed small crop leaves a larger hole a flat mean.
+    """
+    if crop_size <= 0 or hole_ratio <= 0:
+        return crop_size
+    side = int(np.ceil(hole_ratio * hole_extent(mask) / multiple)) * multiple
+    if crop_max > 0:
+        side = min(side, crop_max)
+    return max(crop_size, side)
+
+
 def sample_clip(rng: np.random.Generator, mask: np.ndarray, clip_frames: int, crop: int,
                 near_hole: float, stride: int = 1) -> tuple[slice, slice, slice]:
     """Pick a training clip: ``(frames, rows, cols)`` slices of a ``(T, H, W)`` video.
