@@ -60,8 +60,8 @@ class InfusionConfig:
         hole with probability ``crop_near_hole``), 0 on whole frames;
         ``crop_hole_ratio`` > 0 grows the crop to that multiple of the
         hole's largest extent in a frame, up to ``crop_max`` (0: the frame),
-        so the training masks are as large as the hole (a hole larger than
-        every training mask comes out as a flat mean);
+        so the training masks are as large as the hole (off in every preset:
+        at the ``fast`` budget the larger crops learnt less, see there);
         ``max_side`` > 0 downsizes frames whose longer side exceeds it before
         anything else (0: native size). ``train_masks`` is "blobs",
         "strokes" or "mixed".
@@ -207,9 +207,9 @@ INFUSION_PRESETS: dict[str, InfusionConfig] = {
     # clips at native size, the full chain.
     "reference": InfusionConfig(steps_per_interval=100, clip_frames=12, max_side=0),
     # The CPU preset (issue 5): a 16-wide net in bfloat16 where the CPU has
-    # it, batches of two 8x32x32 clips cropped near the hole (crops grow to
-    # 1.2 x the hole, at most 96 px: with 32-px crops a 40-px hole came out
-    # a flat grey, long-fountain lpips_hole 0.48), 10 intervals of
+    # it, batches of two 8x32x32 clips cropped near the hole (crops grown to
+    # 1.2 x the hole were worse at this budget: long-fountain lpips_hole
+    # 0.48 -> 0.72, dyntex-fountain box 0.27 -> 0.50 at 2.5x the time), 10 intervals of
     # 50 steps at a cosine-decayed 1e-3 with 30 % of each batch drawn below
     # the current interval (keeps the x_t pathway alive), two DDIM steps per
     # interval, computed on the hole's region of interest only. The first
@@ -218,7 +218,7 @@ INFUSION_PRESETS: dict[str, InfusionConfig] = {
     # (tiny fire5/flame/waterfall1: lpips_hole 0.096 -> 0.074, motion_ratio
     # 0.05-2.8 -> 0.33-1.26).
     "fast": InfusionConfig(
-        width=16, precision="auto", batch_size=2, crop_size=32, crop_hole_ratio=1.2, crop_max=96, clip_frames=8,
+        width=16, precision="auto", batch_size=2, crop_size=32, clip_frames=8,
         num_intervals=10, steps_per_interval=50, interval_mix=0.3,
         lr=1e-3, lr_schedule="cosine", warmup_steps=50, grad_clip=1.0,
         sample_steps_per_interval=2, sampler="ddim", ddim_eta=1.0,
