@@ -215,9 +215,11 @@ def fill_infusion(video: np.ndarray, mask: np.ndarray, config: InfusionConfig, c
 
     torch.manual_seed(ctx.seed)  # network initialisation
     model = UNet3D(config.width, config.levels, config.time_channels).to(device)
-    v = torch.from_numpy(np.ascontiguousarray(vid.transpose(3, 0, 1, 2)))[None].to(device) * 2.0 - 1.0
+    # In place: a long clip must not be copied more often than needed.
+    v = torch.from_numpy(np.array(vid.transpose(3, 0, 1, 2), order="C"))[None].to(device)
+    v.mul_(2.0).sub_(1.0)
     m = torch.from_numpy(msk)[None, None].to(device, torch.float32)
-    v = v * (1.0 - m)  # nothing below reads the hidden content
+    v.masked_fill_(m.bool().expand_as(v), 0.0)  # nothing below reads the hidden content
     schedule = NoiseSchedule.linear(config.num_timesteps, config.beta_start, config.beta_end)
     denoiser = Denoiser(model, schedule, config.parametrization, config.sigma_data)
     trainer = Trainer(denoiser, v, m, schedule, config, ctx.seed, strides=tuple(strides),

@@ -258,7 +258,9 @@ def run(video, mask, *, method: str = "infusion", preset: Optional[str] = None, 
     torch.manual_seed(int(seed))
     wall0, cpu0 = time.perf_counter(), _rusage_cpu()
     fill = m.load()
-    visible = to_float(video).copy()
+    visible = to_float(video)
+    if np.shares_memory(visible, video):
+        visible = visible.copy()
     visible[mask] = 0.0  # no method ever sees what it is asked to fill
     raw = np.asarray(fill(visible, mask, cfg, ctx), dtype=np.float32)
     expected = (1 if not m.stochastic else samples,) + video.shape
