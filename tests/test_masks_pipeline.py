@@ -9,7 +9,7 @@ from PIL import Image
 import infusion
 from infusion.errors import InputError, ResumeError
 from infusion.masks import check_fillable, dilate_mask, load_mask, match_mask, threshold_mask
-from infusion.pipeline import prepare_work_dir, run
+from infusion.pipeline import from_float, prepare_work_dir, run
 
 
 def test_threshold_at_half_range_for_antialiased_and_lossy_masks():
@@ -140,3 +140,18 @@ def test_no_method_ever_sees_the_content_it_fills(monkeypatch):
     run(video, mask, method="telea")
     assert seen and np.all(seen[0][mask] == 0)
     assert np.array_equal(seen[0][~mask], video[~mask].astype(np.float32) / 255)
+
+
+def test_from_float_rounds_clips_and_pastes_the_known_pixels():
+    rng = np.random.default_rng(0)
+    like = rng.integers(0, 256, (3, 4, 5, 3), dtype=np.uint8)
+    mask = rng.uniform(size=(3, 4, 5)) < 0.5
+    fill = rng.uniform(-0.2, 1.2, (2, 3, 4, 5, 3)).astype(np.float32)  # two samples, out of range on purpose
+    out = from_float(fill, like, mask)
+    expected = np.rint(np.clip(fill, 0, 1) * 255.0).astype(np.uint8)
+    expected[:, ~mask] = like[~mask]
+    assert out.dtype == np.uint8 and np.array_equal(out, expected)
+    floats = like.astype(np.float64) / 255.0
+    out = from_float(fill[0], floats, mask)
+    assert out.dtype == np.float64 and np.array_equal(out[~mask], floats[~mask])
+    assert np.array_equal(out[mask], np.clip(fill[0], 0, 1)[mask].astype(np.float64))

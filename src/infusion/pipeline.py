@@ -106,13 +106,11 @@ def from_float(result: np.ndarray, like: np.ndarray, mask: np.ndarray) -> np.nda
     ``result``: ``(..., T, H, W, 3)`` float; ``like``: ``(T, H, W, 3)``;
     ``mask``: bool ``(T, H, W)``, True where ``result`` is kept.
     """
-    result = np.clip(result, 0.0, 1.0)
-    if like.dtype == np.uint8:
-        out = np.rint(result * 255.0).astype(np.uint8)
-    else:
-        out = result.astype(like.dtype)
-    keep = np.broadcast_to(~mask[..., None], out.shape)
-    np.copyto(out, np.broadcast_to(like, out.shape), where=keep)
+    out = np.empty(result.shape, dtype=like.dtype)
+    for idx in np.ndindex(*result.shape[:-3]):  # frame by frame: no full-clip float temporaries
+        frame = np.clip(result[idx], 0.0, 1.0)
+        out[idx] = np.rint(frame * 255.0) if like.dtype == np.uint8 else frame
+        np.copyto(out[idx], like[idx[-1]], where=~mask[idx[-1], :, :, None])
     return out
 
 
@@ -263,6 +261,7 @@ def run(video, mask, *, method: str = "infusion", preset: Optional[str] = None, 
         visible = visible.copy()
     visible[mask] = 0.0  # no method ever sees what it is asked to fill
     raw = np.asarray(fill(visible, mask, cfg, ctx), dtype=np.float32)
+    del visible
     expected = (1 if not m.stochastic else samples,) + video.shape
     if raw.shape != expected:
         raise RuntimeError(f"method {method} returned shape {raw.shape}, expected {expected}")
