@@ -187,13 +187,14 @@ def test_training_crops_grow_with_the_hole():
     tall = np.zeros((2, 64, 64), bool)
     tall[0, 10:50, 20:30] = True
     assert hole_extent(tall) == 40
-    assert training_crop_side(tall, 0, 1.2, 96) == 0  # whole frames stay whole frames
-    assert training_crop_side(tall, 32, 0.0, 96) == 32  # growth off
-    assert training_crop_side(tall, 32, 1.2, 96) == 48  # 1.2 * 40 = 48
-    assert training_crop_side(tall, 32, 1.25, 96) == 56  # 50 rounded up to a multiple of 8
-    assert training_crop_side(tall, 32, 3.0, 96) == 96  # bounded by crop_max
-    assert training_crop_side(tall, 32, 3.0, 0) == 120
-    assert training_crop_side(tall, 64, 1.2, 96) == 64  # never below crop_size
+    hole = hole_extent(tall)
+    assert training_crop_side(hole, 0, 1.2, 96) == 0  # whole frames stay whole frames
+    assert training_crop_side(hole, 32, 0.0, 96) == 32  # growth off
+    assert training_crop_side(hole, 32, 1.2, 96) == 48  # 1.2 * 40 = 48
+    assert training_crop_side(hole, 32, 1.25, 96) == 56  # 50 rounded up to a multiple of 8
+    assert training_crop_side(hole, 32, 3.0, 96) == 96  # bounded by crop_max
+    assert training_crop_side(hole, 32, 3.0, 0) == 120
+    assert training_crop_side(hole, 64, 1.2, 96) == 64  # never below crop_size
 
 
 def test_region_of_interest_covers_the_hole():

@@ -52,7 +52,8 @@ COST = ("wall_s", "cpu_s", "peak_rss_mb")
 # Where a method reports them (infusion does): seconds spent training and
 # sampling and the achieved GFLOP/s of each, to compare with the machine's peak.
 SPEED = ("train_s", "sample_s", "train_gflops", "sample_gflops")
-COLUMNS = ("case", "tier", "mask", "method", "preset", "seed", "samples", *METRICS, *COST, *SPEED,
+FIGURES = (*METRICS, *COST, *SPEED)  # every numeric column, averaged in the summary
+COLUMNS = ("case", "tier", "mask", "method", "preset", "seed", "samples", *FIGURES,
            "threads", "settings", "status", "error")
 STATUS_OK = "ok"
 STATUS_CHANGED = "known_pixels_changed"
@@ -356,7 +357,7 @@ def make_row(job: Job, record: dict) -> dict:
     """One CSV row from a job and its record (all values as text)."""
     row = {"case": job.case, "tier": job.tier, "mask": job.mask, "method": job.method, "preset": job.preset,
            "seed": job.seed, "samples": job.samples, "threads": job.threads, "settings": job.settings}
-    row.update({k: record.get(k) for k in (*METRICS, *COST, *SPEED, "status", "error")})
+    row.update({k: record.get(k) for k in (*FIGURES, "status", "error")})
     return {k: _cell(row.get(k)) for k in COLUMNS}
 
 
@@ -428,7 +429,7 @@ def summary_rows(rows: list[dict]) -> list[dict]:
     out = []
     for (tier, method), members in sorted(groups.items(), key=lambda kv: (_tier_order(kv[0][0]), kv[0][1])):
         mean = {"tier": tier, "method": method, "runs": str(len(members))}
-        for k in (*METRICS, *COST, *SPEED):
+        for k in FIGURES:
             values = [v for v in (_number(m.get(k)) for m in members) if v is not None]
             mean[k] = f"{np.mean(values):.4g}" if values else ""
         out.append(mean)
@@ -437,13 +438,13 @@ def summary_rows(rows: list[dict]) -> list[dict]:
 
 def summary_table(rows: list[dict]) -> str:
     """Markdown table of :func:`summary_rows`."""
-    keys = ["tier", "method", "runs", *METRICS, *COST, *SPEED]
+    keys = ["tier", "method", "runs", *FIGURES]
     return _markdown(keys, ([s[k] for k in keys] for s in summary_rows(rows)))
 
 
 def runs_table(rows: list[dict]) -> str:
     """Markdown table of every run."""
-    keys = ["case", "mask", "method", "preset", "status", *METRICS, *COST, *SPEED]
+    keys = ["case", "mask", "method", "preset", "status", *FIGURES]
     ordered = sorted(rows, key=lambda r: (_tier_order(r["tier"]), r["case"], r["mask"], r["method"]))
     return _markdown(keys, ([r.get(k, "") for k in keys] for r in ordered))
 

@@ -206,20 +206,22 @@ def fill_infusion(video: np.ndarray, mask: np.ndarray, config: InfusionConfig, c
         ctx.progress.log(f"infusion: the hole lasts {longest_occlusion(msk)} frames, more than the network's "
                          f"{temporal_reach(config.levels)}: keyframe-first sampling at strides {strides}")
 
-    crop = training_crop_side(msk, config.crop_size, config.crop_hole_ratio, config.crop_max)
-    if crop != config.crop_size:
-        ctx.progress.log(f"infusion: training crops of {crop} px for a hole of {hole_extent(msk)} px "
+    if config.crop_size > 0 and config.crop_hole_ratio > 0:
+        hole = hole_extent(msk)
+        crop = training_crop_side(hole, config.crop_size, config.crop_hole_ratio, config.crop_max)
+        ctx.progress.log(f"infusion: training crops of {crop} px for a hole of {hole} px "
                          f"(crop_hole_ratio={config.crop_hole_ratio})")
         config = replace(config, crop_size=crop)
-    ctx.stats["train_crop"] = crop
+    ctx.stats["train_crop"] = config.crop_size
 
     torch.manual_seed(ctx.seed)  # network initialisation
     model = UNet3D(config.width, config.levels, config.time_channels).to(device)
     # In place: a long clip must not be copied more often than needed.
     v = torch.from_numpy(np.array(vid.transpose(3, 0, 1, 2), order="C"))[None].to(device)
     v.mul_(2.0).sub_(1.0)
-    m = torch.from_numpy(msk)[None, None].to(device, torch.float32)
-    v.masked_fill_(m.bool().expand_as(v), 0.0)  # nothing below reads the hidden content
+    hidden = torch.from_numpy(msk)[None, None].to(device)
+    v.masked_fill_(hidden.expand_as(v), 0.0)  # nothing below reads the hidden content
+    m = hidden.float()
     schedule = NoiseSchedule.linear(config.num_timesteps, config.beta_start, config.beta_end)
     denoiser = Denoiser(model, schedule, config.parametrization, config.sigma_data)
     trainer = Trainer(denoiser, v, m, schedule, config, ctx.seed, strides=tuple(strides),

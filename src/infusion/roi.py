@@ -151,19 +151,20 @@ def hole_extent(mask: np.ndarray) -> int:
     return int(max(span(rows).max(initial=0), span(cols).max(initial=0)))
 
 
-def training_crop_side(mask: np.ndarray, crop_size: int, hole_ratio: float, crop_max: int, multiple: int = 8) -> int:
-    """Side of the square training crops for a hole ``mask`` (bool ``(T, H, W)``).
+def training_crop_side(hole: int, crop_size: int, hole_ratio: float, crop_max: int, multiple: int = 8) -> int:
+    """Side of the square training crops for a hole ``hole`` pixels across (see :func:`hole_extent`).
 
-    ``crop_size`` 0 means whole frames (returned unchanged). Otherwise the
-    crop grows to ``hole_ratio`` times :func:`hole_extent`, rounded up to
-    ``multiple``, and is at most ``crop_max`` (0: no bound) and never below
-    ``crop_size``. The training masks span half to all of a crop, so a crop
-    about 1.25 times the hole teaches the network to fill holes as large as
-    the real one; a fixed small crop leaves a larger hole a flat mean.
+    ``crop_size`` 0 means whole frames (returned unchanged), as does
+    ``hole_ratio`` 0. Otherwise the crop grows to ``hole_ratio * hole``,
+    rounded up to ``multiple``, at most ``crop_max`` (0: no bound) and never
+    below ``crop_size``. The training masks span half to all of a crop, so
+    a crop about 1.2 times the hole gives training masks as large as the
+    hole (whether that pays depends on the training budget: see the
+    ``fast`` preset).
     """
     if crop_size <= 0 or hole_ratio <= 0:
         return crop_size
-    side = int(np.ceil(hole_ratio * hole_extent(mask) / multiple)) * multiple
+    side = int(np.ceil(hole_ratio * hole / multiple)) * multiple
     if crop_max > 0:
         side = min(side, crop_max)
     return max(crop_size, side)
