@@ -134,6 +134,44 @@ def test_default_network_has_the_papers_size_and_any_frame_size():
     assert forward_flops(net, 1, 8, 8) > 0
 
 
+def _hooked_conv_flops(net, frames, height, width):
+    """2 x multiply-adds of every Conv3d in one forward pass, counted from the actual output shapes."""
+    total = []
+
+    def hook(module, inputs, output):
+        k = module.weight[0].numel()  # cin * kernel volume
+        total.append(2.0 * k * output.numel())
+    handles = [m.register_forward_hook(hook) for m in net.modules() if isinstance(m, torch.nn.Conv3d)]
+    x = torch.zeros(1, 3, frames, height, width)
+    with torch.no_grad():
+        net(x, x, torch.zeros(1, 1, frames, height, width), torch.tensor([1]))
+    for h in handles:
+        h.remove()
+    return sum(total)
+
+
+@pytest.mark.parametrize("residual", [False, True])
+def test_forward_flops_matches_the_convolutions_run(residual):
+    net = UNet3D(width=8, levels=3, residual=residual)
+    assert forward_flops(net, 5, 16, 24) == pytest.approx(_hooked_conv_flops(net, 5, 16, 24), rel=1e-3)
+
+
+def test_residual_network_adds_only_skip_projections_and_keeps_the_reach():
+    plain, res = UNet3D(width=8, levels=4), UNet3D(width=8, levels=4, residual=True)
+    # one 1x1 projection (2w -> w, with bias) per decoder level, nothing else
+    assert count_parameters(res) - count_parameters(plain) == 3 * (2 * 8 * 8 + 8)
+    assert set(plain.state_dict()) < set(res.state_dict())
+    torch.manual_seed(0)
+    for module in res.modules():  # away from the near-identity start, so every path carries gradient
+        if isinstance(module, torch.nn.Conv3d):
+            torch.nn.init.normal_(module.weight, std=0.3)
+    x = torch.zeros(1, 3, 41, 8, 8, requires_grad=True)
+    y = res(x, torch.zeros_like(x), torch.zeros(1, 1, 41, 8, 8), torch.tensor([0]))
+    y[0, :, 20].sum().backward()
+    touched = (x.grad.abs().sum(dim=(0, 1, 3, 4)) > 0).nonzero().flatten()
+    assert touched.min() == 20 - 16 and touched.max() == 20 + 16
+
+
 def test_network_sees_33_frames_of_context():
     """Space-only pooling: 16 convs of 3 taps in time give a temporal reach of +-16 frames."""
     torch.manual_seed(0)

@@ -14,7 +14,8 @@ import pytest
 
 from infusion.errors import InfusionError, InputError
 from infusion.metrics import (band_motion_ratio, diversity, evaluate_arrays, evaluate_files, format_table,
-                              lpips, lpips_hole, motion, motion_ratio, psnr, psnr_hole, ssim, temporal_std)
+                              lpips, lpips_hole, motion, motion_ratio, psnr, psnr_hole, ssim, temporal_std,
+                              drift)
 from infusion.metrics.lpips import hole_box
 
 # the package exports the functions psnr, lpips...: reach the modules themselves
@@ -294,6 +295,36 @@ def test_temporal_std_closed_forms():
     assert np.isnan(temporal_std(frames, per_frame))
 
 
+def test_drift_closed_forms():
+    t, w = 50, 10
+    mask = np.ones((2, 2), bool)
+    # a linear ramp a*t: its running mean is a ramp too, std |a| sqrt((n^2 - 1) / 12), n = T - w + 1
+    a = 0.01
+    ramp = np.repeat((a * np.arange(t, dtype=np.float32))[:, None, None, None], 2, 1).repeat(2, 2).repeat(3, 3)
+    n = t - w + 1
+    assert drift(ramp, mask, window=w) == pytest.approx(a * np.sqrt((n * n - 1) / 12), rel=1e-5)
+    # flicker of period 2 (even window): no drift, although its temporal std is 0.2
+    flicker = np.zeros((t, 2, 2, 3), np.float32)
+    flicker[0::2], flicker[1::2] = 0.2, 0.6
+    assert temporal_std(flicker, mask) == pytest.approx(0.2, abs=1e-6)
+    assert drift(flicker, mask, window=w) == pytest.approx(0.0, abs=1e-7)
+    # window 1: drift is the temporal std itself
+    v = rng_video(t=6, h=8, w=8)
+    assert drift(v, np.ones((8, 8), bool), window=1) == pytest.approx(temporal_std(v, np.ones((8, 8), bool)), rel=1e-5)
+    # a pixel counts only in windows where it is masked throughout: masked in frames 0..19 only,
+    # it has 20 - w + 1 = 11 full windows of the ramp: std a sqrt((11^2 - 1) / 12)
+    per_frame = np.zeros((t, 2, 2), bool)
+    per_frame[:20, 0, 0] = True
+    assert drift(ramp, per_frame, window=w) == pytest.approx(a * np.sqrt((11 ** 2 - 1) / 12), rel=1e-5)
+    # too short a clip, or a pixel never masked w + 1 frames in a row: NaN
+    assert np.isnan(drift(ramp[:w], mask, window=w))
+    per_frame[:] = False
+    per_frame[:w, 0, 0] = True
+    assert np.isnan(drift(ramp, per_frame, window=w))
+    with pytest.raises(InputError, match="window"):
+        drift(ramp, mask, window=0)
+
+
 def test_diversity_closed_forms():
     v, m = rng_video(t=3, h=20, w=20), box_mask(3, 20, 20)
     assert diversity(np.stack([v, v, v]), v, m) == 0.0
@@ -337,7 +368,8 @@ def test_evaluate_arrays_keys_and_values():
     v, m = moving_texture(t=4, h=40, w=40), box_mask(4, 40, 40)
     s = evaluate_arrays(v, v, m)
     assert list(s) == ["psnr", "ssim", "psnr_hole", "lpips", "lpips_hole", "motion_ratio", "temporal_std",
-                       "temporal_std_truth"]
+                       "temporal_std_truth", "drift", "drift_truth"]
+    assert np.isnan(s["drift"])  # 4 frames: shorter than the 33-frame window
     assert s["psnr"] == 100 and s["ssim"] == pytest.approx(1) and s["lpips"] == pytest.approx(0, abs=1e-7)
     assert s["motion_ratio"] == pytest.approx(1)
     assert s["temporal_std"] == s["temporal_std_truth"] == pytest.approx(temporal_std(v, m))
@@ -365,10 +397,11 @@ def test_evaluate_files_and_cli_eval(tmp_path, capsys):
     save_video(tmp_path / "result", r)  # PNG frames
     save_video(tmp_path / "mask.png", (m[0, ..., None].repeat(3, -1) * 255).astype(np.uint8))
     scores = evaluate_files(tmp_path / "result", tmp_path / "truth.npy", tmp_path / "mask.png")
-    assert scores == pytest.approx(evaluate_arrays(r, v, m))
+    assert scores == pytest.approx(evaluate_arrays(r, v, m), nan_ok=True)  # drift: NaN on 4 frames
     assert main(["eval", str(tmp_path / "result"), str(tmp_path / "truth.npy"), str(tmp_path / "mask.png"),
                  "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["psnr_hole"] == pytest.approx(scores["psnr_hole"])
+    printed = json.loads(capsys.readouterr().out, parse_constant=lambda c: pytest.fail(f"non-JSON {c}"))
+    assert printed["psnr_hole"] == pytest.approx(scores["psnr_hole"]) and printed["drift"] is None
     assert main(["eval", str(tmp_path / "result"), str(tmp_path / "truth.npy"), str(tmp_path / "mask.png")]) == 0
     assert "LPIPS around hole" in capsys.readouterr().out
     save_video(tmp_path / "short.npy", v[:2])

@@ -47,7 +47,7 @@ DEFAULT_CASES = Path(__file__).resolve().parents[3] / "shared" / "bench" / "case
 CASES_ENV = "INFUSION_BENCH_CASES"
 TIERS = ("tiny", "medium", "standard", "removal", "long")
 METRICS = ("psnr", "ssim", "psnr_hole", "lpips", "lpips_hole", "motion_ratio", "temporal_std", "temporal_std_truth",
-           "diversity")
+           "drift", "drift_truth", "diversity")
 COST = ("wall_s", "cpu_s", "peak_rss_mb")
 # Where a method reports them (infusion does): seconds spent training and
 # sampling and the achieved GFLOP/s of each, to compare with the machine's peak.

@@ -188,7 +188,10 @@ def _cmd_eval(args) -> int:
     from .metrics.report import evaluate_files, format_table
 
     scores = evaluate_files(args.result, args.ground_truth, args.mask, dilate=args.dilate)
-    print(json.dumps(scores) if args.json else format_table(scores))
+    if args.json:  # undefined scores (NaN, e.g. drift of a short clip) as null: strict JSON
+        print(json.dumps({k: None if isinstance(v, float) and v != v else v for k, v in scores.items()}))
+    else:
+        print(format_table(scores))
     return 0
 
 

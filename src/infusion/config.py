@@ -23,7 +23,8 @@ class InfusionConfig:
     Network
         ``width`` channels at every level, ``levels`` resolution levels
         (full, 1/2, ... space only), ``time_channels`` sinusoidal embedding
-        channels of t.
+        channels of t; ``residual`` adds identity paths around each pair of
+        convolutions (not the paper; see :class:`infusion.unet3d.UNet3D`).
     Diffusion
         DDPM with ``num_timesteps`` steps and betas linear from
         ``beta_start`` to ``beta_end``.
@@ -92,6 +93,7 @@ class InfusionConfig:
     width: int = 32
     levels: int = 4
     time_channels: int = 16
+    residual: bool = False
     # diffusion
     num_timesteps: int = 1000
     beta_start: float = 1e-4

@@ -215,7 +215,7 @@ def fill_infusion(video: np.ndarray, mask: np.ndarray, config: InfusionConfig, c
     ctx.stats["train_crop"] = config.crop_size
 
     torch.manual_seed(ctx.seed)  # network initialisation
-    model = UNet3D(config.width, config.levels, config.time_channels).to(device)
+    model = UNet3D(config.width, config.levels, config.time_channels, residual=config.residual).to(device)
     # In place: a long clip must not be copied more often than needed.
     v = torch.from_numpy(np.array(vid.transpose(3, 0, 1, 2), order="C"))[None].to(device)
     v.mul_(2.0).sub_(1.0)

@@ -19,7 +19,11 @@ choice reproduces the independent scorer of ``bench/reference.md``):
   hole at t and t+1, pooled over frames, result over truth. Without ground
   truth: the fill's motion over the motion in the 8-px band around the hole.
 - ``temporal_std``: per-pixel std over time of grey levels in the hole,
-  averaged over the hole (drift: compare a fill's with the truth's).
+  averaged over the hole (drift and flicker: compare a fill's with the
+  truth's).
+- ``drift``: the same on the 33-frame running mean of the grey levels
+  (pixels masked throughout the window): only change slower than the
+  network's reach is left (compare with the truth's).
 - ``diversity``: per-pixel std over samples of grey levels, averaged over
   the hole, over the std of the truth's grey levels in the hole.
 """
@@ -27,9 +31,9 @@ choice reproduces the independent scorer of ``bench/reference.md``):
 from .image import psnr, psnr_hole, ssim
 from .lpips import lpips, lpips_hole
 from .report import evaluate_arrays, evaluate_files, format_table
-from .video import band_motion_ratio, diversity, motion, motion_ratio, temporal_std
+from .video import band_motion_ratio, diversity, drift, motion, motion_ratio, temporal_std
 
 __all__ = [
     "psnr", "ssim", "psnr_hole", "lpips", "lpips_hole", "motion", "motion_ratio",
-    "band_motion_ratio", "temporal_std", "diversity", "evaluate_arrays", "evaluate_files", "format_table",
+    "band_motion_ratio", "temporal_std", "drift", "diversity", "evaluate_arrays", "evaluate_files", "format_table",
 ]

@@ -15,10 +15,10 @@ from ..video_io import load_video
 from ._inputs import as_frames, as_mask, as_pair
 from .image import psnr, psnr_hole, ssim
 from .lpips import lpips, lpips_hole
-from .video import band_motion_ratio, diversity, motion_ratio, temporal_std
+from .video import band_motion_ratio, diversity, drift, motion_ratio, temporal_std
 
 QUALITY_KEYS = ("psnr", "ssim", "psnr_hole", "lpips", "lpips_hole", "motion_ratio", "temporal_std",
-                "temporal_std_truth")
+                "temporal_std_truth", "drift", "drift_truth")
 # (label, format, hint) per key, for format_table
 _DISPLAY = {
     "psnr": ("PSNR", "{:.2f} dB", "whole frame, higher is better"),
@@ -29,6 +29,8 @@ _DISPLAY = {
     "motion_ratio": ("motion ratio", "{:.3f}", "motion in hole / truth's, 1 is right"),
     "temporal_std": ("temporal std in hole", "{:.4f}", "drift/flicker of the fill, compare with truth's"),
     "temporal_std_truth": ("temporal std of truth", "{:.4f}", "the same for the ground truth"),
+    "drift": ("drift in hole", "{:.4f}", "std of the 33-frame running mean: slow change only"),
+    "drift_truth": ("drift of truth", "{:.4f}", "the same for the ground truth"),
     "diversity": ("diversity", "{:.3f}", "spread of samples / truth's, in hole"),
 }
 
@@ -55,9 +57,10 @@ def evaluate_arrays(result, truth, mask, samples=None) -> dict:
     -------
     dict
         ``psnr, ssim, psnr_hole, lpips, lpips_hole, motion_ratio,
-        temporal_std, temporal_std_truth`` (floats, or None without truth;
-        the last two are :func:`~infusion.metrics.video.temporal_std` of the
-        fill and of the truth in the hole) and ``diversity`` when ``samples``
+        temporal_std, temporal_std_truth, drift, drift_truth`` (floats, or
+        None without truth; :func:`~infusion.metrics.video.temporal_std` and
+        :func:`~infusion.metrics.video.drift` of the fill and of the truth
+        in the hole; drift is NaN for clips shorter than 34 frames) and ``diversity`` when ``samples``
         is given.
         See :mod:`infusion.metrics` for the definitions.
     """
@@ -74,6 +77,7 @@ def evaluate_arrays(result, truth, mask, samples=None) -> dict:
         "psnr": psnr(r, t), "ssim": ssim(r, t), "psnr_hole": psnr_hole(r, t, m),
         "lpips": lpips(r, t), "lpips_hole": lpips_hole(r, t, m), "motion_ratio": motion_ratio(r, t, m),
         "temporal_std": temporal_std(r, m), "temporal_std_truth": temporal_std(t, m),
+        "drift": drift(r, m), "drift_truth": drift(t, m),
     }
     if samples is not None:
         scores["diversity"] = diversity(samples, t, m)

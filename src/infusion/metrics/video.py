@@ -90,7 +90,14 @@ def temporal_std(frames, mask) -> float:
     """
     f = as_frames(frames, "frames")
     m = as_mask(mask, f.shape, video_name="frames")
-    g = grey(f).astype(np.float64)
+    return _masked_temporal_std(grey(f).astype(np.float64), m)
+
+
+def _masked_temporal_std(g: np.ndarray, m: np.ndarray) -> float:
+    """Mean over pixels masked at least twice of the std of ``g`` over their masked frames.
+
+    ``g``: float64 ``(T, H, W)``; ``m``: bool ``(T, H, W)``.
+    """
     n = m.sum(axis=0)
     s1 = np.where(m, g, 0.0).sum(axis=0)
     s2 = np.where(m, g * g, 0.0).sum(axis=0)
@@ -100,6 +107,42 @@ def temporal_std(frames, mask) -> float:
     mean = s1[keep] / n[keep]
     var = np.maximum(s2[keep] / n[keep] - mean * mean, 0.0)
     return float(np.sqrt(var).mean())
+
+
+DRIFT_WINDOW = 33  # frames: the paper network's temporal reach
+
+
+def drift(frames, mask, window: int = DRIFT_WINDOW) -> float:
+    """Slow change of the hole's content: :func:`temporal_std` of its running mean.
+
+    The grey levels (BT.601 luma, [0, 1]) are averaged over every run of
+    ``window`` consecutive frames (a box filter in time, 'valid' part only),
+    which removes flicker and live texture faster than the window; a pixel
+    counts in a window's mean only when it is masked in all of its frames.
+    The result is the mean over pixels of the population std of those
+    means: what is left is change slower than the window (33 frames, the
+    network's reach by default), the paper's "grass turns to water" drift.
+    0 for content that stays put or only flickers (with an even period
+    dividing ``window``); for a linear ramp ``a t`` over ``T`` frames it
+    is ``|a| sqrt((n^2 - 1) / 12)`` with ``n = T - window + 1``. Compare a
+    fill's value with the ground truth's. NaN when no pixel is masked in
+    ``window + 1`` consecutive frames.
+
+    ``frames``: ``(T, H, W, 3)`` uint8 or float [0, 1]; ``mask``:
+    ``(T, H, W)`` or ``(H, W)``, True = hole; ``window`` >= 1.
+    """
+    if int(window) < 1:
+        raise InputError(f"drift: window must be >= 1, got {window}")
+    f = as_frames(frames, "frames")
+    m = as_mask(mask, f.shape, video_name="frames")
+    if f.shape[0] < window + 1:
+        return float("nan")
+    g = grey(f).astype(np.float64)
+    csum = np.concatenate([np.zeros((1,) + g.shape[1:]), np.cumsum(g, axis=0)])
+    means = (csum[window:] - csum[:-window]) / window  # (T - window + 1, H, W)
+    ccount = np.concatenate([np.zeros((1,) + m.shape[1:]), np.cumsum(m, axis=0)])
+    full = (ccount[window:] - ccount[:-window]) == window  # masked throughout the window
+    return _masked_temporal_std(means, full)
 
 
 def diversity(samples, truth, mask) -> float:
