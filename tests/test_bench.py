@@ -94,6 +94,8 @@ def test_bench_end_to_end(first_run, capsys):
     run_dir = out / "runs" / "tiny-noise" / "box" / "telea"
     for name in ("result.mkv", "result.mp4", "side_by_side.mp4", "run.json"):
         assert (run_dir / name).is_file(), name
+    record = json.loads((run_dir / "run.json").read_text(), parse_constant=lambda c: pytest.fail(f"non-JSON {c}"))
+    assert record["drift"] is None and ok["drift"] == ""  # short clip: undefined, written as null / empty
     broken = rows[("long-broken", "odd")]
     assert broken["status"] == "error" and "frame size" in broken["error"]
     assert "| tiny | telea | 2 |" in (out / "results.md").read_text()

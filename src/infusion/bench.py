@@ -276,13 +276,15 @@ def worker_main(job_path: str) -> int:
     Any exception becomes a record with status ``error`` (its traceback goes
     to stderr, i.e. the run's ``log.txt``).
     """
+    from .metrics.report import json_ready
+
     job = Job(**json.loads(Path(job_path).read_text()))
     try:
         record = execute_job(job)
     except Exception as exc:  # a failing method must not stop the bench
         traceback.print_exc()
         record = {"status": "error", "error": f"{type(exc).__name__}: {exc}"}
-    _write_atomic(Path(job.run_dir) / RUN_FILE, json.dumps(record, default=_json_default))
+    _write_atomic(Path(job.run_dir) / RUN_FILE, json.dumps(json_ready(record), default=_json_default))
     return 0
 
 

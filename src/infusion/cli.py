@@ -185,13 +185,10 @@ def _cmd_demo(args) -> int:
 
 
 def _cmd_eval(args) -> int:
-    from .metrics.report import evaluate_files, format_table
+    from .metrics.report import evaluate_files, format_table, json_ready
 
     scores = evaluate_files(args.result, args.ground_truth, args.mask, dilate=args.dilate)
-    if args.json:  # undefined scores (NaN, e.g. drift of a short clip) as null: strict JSON
-        print(json.dumps({k: None if isinstance(v, float) and v != v else v for k, v in scores.items()}))
-    else:
-        print(format_table(scores))
+    print(json.dumps(json_ready(scores)) if args.json else format_table(scores))
     return 0
 
 

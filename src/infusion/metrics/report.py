@@ -5,6 +5,8 @@ Used by ``infusion eval`` and ``infusion bench``.
 
 from __future__ import annotations
 
+import math
+
 from typing import Optional
 
 import numpy as np
@@ -114,6 +116,11 @@ def format_value(key: str, value) -> str:
         return "-"
     fmt = _DISPLAY.get(key, (key, "{:.4g}", ""))[1]
     return fmt.format(value)
+
+
+def json_ready(scores: dict) -> dict:
+    """``scores`` with undefined values (NaN floats) replaced by None, for strict JSON (``null``)."""
+    return {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in scores.items()}
 
 
 def format_table(scores: dict, title: Optional[str] = None) -> str:
