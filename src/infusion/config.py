@@ -223,7 +223,7 @@ INFUSION_PRESETS: dict[str, InfusionConfig] = {
     # 0.252 -> 0.243, standard 0.209 -> 0.207 (each within the seed-to-seed
     # spread), 4-10 % slower, medium motion_ratio 1.17 -> 0.65.
     # Peak rate 3e-3 instead of 1e-3 (each interval has only 50 steps to
-    # adapt): mean lpips_hole tiny 0.064 -> 0.053, medium 0.252 -> 0.259,
+    # adapt): mean lpips_hole tiny 0.064 -> 0.054, medium 0.252 -> 0.259,
     # standard 0.209 -> 0.212 (the last two within the spread), but
     # long-fountain 0.48 -> 0.66 (one run; a flat fill either way, flow
     # 0.077); 5e-3 was worse on tiny (box masks 0.076 -> 0.084).
