@@ -6,7 +6,6 @@ Used by ``infusion eval`` and ``infusion bench``.
 from __future__ import annotations
 
 import math
-
 from typing import Optional
 
 import numpy as np
