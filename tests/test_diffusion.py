@@ -134,26 +134,47 @@ def test_default_network_has_the_papers_size_and_any_frame_size():
     assert forward_flops(net, 1, 8, 8) > 0
 
 
-def _hooked_conv_flops(net, frames, height, width):
-    """2 x multiply-adds of every Conv3d in one forward pass, counted from the actual output shapes."""
-    total = []
+def _counted_conv_flops(net, frames, height, width):
+    """2 x multiply-adds of every convolution run in one forward pass, counted at the dispatcher."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+    convs = (torch.ops.aten.convolution, torch.ops.aten.mkldnn_convolution)
 
-    def hook(module, inputs, output):
-        k = module.weight[0].numel()  # cin * kernel volume
-        total.append(2.0 * k * output.numel())
-    handles = [m.register_forward_hook(hook) for m in net.modules() if isinstance(m, torch.nn.Conv3d)]
+    class Counter(TorchDispatchMode):
+        flops = 0.0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            if func.overloadpacket in convs:
+                Counter.flops += 2.0 * out.numel() * args[1][0].numel()  # cin * kernel volume per output
+            return out
     x = torch.zeros(1, 3, frames, height, width)
-    with torch.no_grad():
+    with torch.no_grad(), Counter():
         net(x, x, torch.zeros(1, 1, frames, height, width), torch.tensor([1]))
-    for h in handles:
-        h.remove()
-    return sum(total)
+    return Counter.flops
 
 
 @pytest.mark.parametrize("residual", [False, True])
 def test_forward_flops_matches_the_convolutions_run(residual):
     net = UNet3D(width=8, levels=3, residual=residual)
-    assert forward_flops(net, 5, 16, 24) == pytest.approx(_hooked_conv_flops(net, 5, 16, 24), rel=1e-3)
+    assert forward_flops(net, 5, 16, 24) == pytest.approx(_counted_conv_flops(net, 5, 16, 24), rel=1e-3)
+
+
+@pytest.mark.parametrize("size", [(5, 16, 24), (4, 13, 21)])  # the second is padded to a multiple of 4
+def test_stem_equals_the_convolution_of_the_broadcast_embedding(size):
+    """The closed-form time-embedding part of the stem is exactly the convolution of the broadcast field."""
+    frames, h, w = size
+    torch.manual_seed(1)
+    net = UNet3D(width=8, levels=3, time_channels=6)
+    torch.nn.init.normal_(net.stem.bias)
+    hp, wp = h + (-h) % net.multiple, w + (-w) % net.multiple
+    video = torch.randn(2, 7, frames, hp, wp)  # padded, as inside the network
+    emb = timestep_embedding(torch.tensor([3, 700]), 6)
+    field = torch.zeros(2, 6, frames, hp, wp)
+    field[..., :h, :w] = emb[:, :, None, None, None]  # zero in the padding, as F.pad leaves it
+    naive = torch.nn.functional.conv3d(torch.cat([video, field], 1), net.stem.weight, net.stem.bias, padding=1)
+    with torch.no_grad():
+        fast = net._stem(video, emb, h, w)
+    assert torch.allclose(fast, naive, atol=1e-5)
 
 
 def test_residual_network_adds_only_skip_projections_and_keeps_the_reach():

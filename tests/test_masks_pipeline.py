@@ -7,9 +7,11 @@ import pytest
 from PIL import Image
 
 import infusion
+from infusion.checkpoint import CHECKPOINT_FORMAT
+from infusion.config import InfusionConfig
 from infusion.errors import InputError, ResumeError
 from infusion.masks import check_fillable, dilate_mask, load_mask, match_mask, threshold_mask
-from infusion.pipeline import from_float, prepare_work_dir, run
+from infusion.pipeline import from_float, job_signature, prepare_work_dir, run
 
 
 def test_threshold_at_half_range_for_antialiased_and_lossy_masks():
@@ -124,6 +126,16 @@ def test_work_dir_guards_against_losing_or_mixing_runs(tmp_path):
     with pytest.raises(ResumeError, match="config.x"):
         prepare_work_dir(wd, {"data_sha256": "a", "config": {"x": 2}}, resume=True, restart=False)
     prepare_work_dir(wd, {"data_sha256": "b", "config": {}}, resume=False, restart=True)
+
+
+def test_a_work_folder_of_an_older_checkpoint_format_is_not_resumed(tmp_path):
+    video, mask = np.zeros((4, 8, 8, 3), np.uint8), np.zeros((4, 8, 8), bool)
+    sig = job_signature(video, mask, "infusion", InfusionConfig(), 0, 1, "cpu")
+    assert sig["checkpoint_format"] == CHECKPOINT_FORMAT
+    older = {k: v for k, v in sig.items() if k != "checkpoint_format"}  # as written before the format existed
+    prepare_work_dir(tmp_path / "w", older, resume=False, restart=False)
+    with pytest.raises(ResumeError, match="checkpoint_format"):
+        prepare_work_dir(tmp_path / "w", sig, resume=True, restart=False)
 
 
 def test_no_method_ever_sees_the_content_it_fills(monkeypatch):

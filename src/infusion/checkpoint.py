@@ -20,6 +20,8 @@ import torch
 from .errors import ResumeError
 
 CHECKPOINT_NAME = "checkpoint.pt"
+# 2: UNet3D kernels indexed (t, y, x); format 1 (no "checkpoint_format" in the job file) had (y, x, t)
+CHECKPOINT_FORMAT = 2
 
 
 def save_checkpoint(path: Path, state: dict) -> None:

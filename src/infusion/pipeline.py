@@ -21,6 +21,7 @@ from typing import Any, Optional
 import numpy as np
 
 from ._version import __version__
+from .checkpoint import CHECKPOINT_FORMAT
 from .config import config_to_dict
 from .errors import InputError, ResumeError
 from .masks import check_fillable, match_mask
@@ -116,13 +117,19 @@ def from_float(result: np.ndarray, like: np.ndarray, mask: np.ndarray) -> np.nda
 
 def job_signature(video: np.ndarray, mask: np.ndarray, method: str, config, seed: int,
                   samples: int, device: str) -> dict:
-    """What identifies a job for resuming: a hash of the data plus the settings."""
+    """What identifies a job for resuming: a hash of the data, the settings and the checkpoint format.
+
+    ``CHECKPOINT_FORMAT`` changes whenever a saved network would mean
+    something else to this code (e.g. a new kernel layout), so a work folder
+    of an older version is refused instead of resumed into a wrong fill.
+    """
     h = hashlib.sha256()
     h.update(np.ascontiguousarray(video).tobytes())
     h.update(np.packbits(mask).tobytes())
     return {
         "data_sha256": h.hexdigest(), "shape": list(video.shape), "method": method,
         "config": config_to_dict(config), "seed": seed, "samples": samples, "device": device,
+        "checkpoint_format": CHECKPOINT_FORMAT,
     }
 
 
