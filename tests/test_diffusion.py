@@ -102,6 +102,25 @@ def test_interval_schedule_of_the_paper():
     assert steps == [(t, t - 1) for t in range(999, -1, -1)]
 
 
+def test_interval_budget_keeps_the_total_and_grows_geometrically():
+    from infusion.config import InfusionConfig
+    assert InfusionConfig(num_intervals=4, steps_per_interval=10).interval_steps == (10, 10, 10, 10)
+    steps = InfusionConfig(num_intervals=10, steps_per_interval=50, budget_ratio=3.0).interval_steps
+    assert sum(steps) == 500 and list(steps) == sorted(steps)
+    # geometric: w_k = 3 ** (k / 9), so the last interval gets 3x the first's share (up to rounding)
+    w = 3.0 ** (np.arange(10) / 9)
+    assert np.allclose(steps, 500 * w / w.sum(), atol=1.0)
+
+
+def test_training_budget_grows_with_the_sampling_region_up_to_a_cap():
+    from infusion.config import InfusionConfig
+    cfg = InfusionConfig(steps_per_interval=50, budget_voxels=200_000, budget_max_scale=4.0)
+    assert cfg.scaled_budget(100_000).steps_per_interval == 50  # never below the preset's budget
+    assert cfg.scaled_budget(300_000).steps_per_interval == 75
+    assert cfg.scaled_budget(10**8).steps_per_interval == 200
+    assert InfusionConfig(steps_per_interval=50).scaled_budget(10**8).steps_per_interval == 50  # off
+
+
 def test_respaced_plan_chains_through_every_interval():
     plan = sampling_plan(1000, 10, 3)
     steps = [st for interval in plan for st in interval]

@@ -53,7 +53,7 @@ class Stage:
 
 def plan_stages(config: InfusionConfig, plan: list[list[tuple[int, int]]], levels: int) -> list[Stage]:
     """Order of the training and sampling stages of a run."""
-    train = [Stage("train", k, config.steps_per_interval) for k in range(config.num_intervals)]
+    train = [Stage("train", k, steps) for k, steps in enumerate(config.interval_steps)]
     sample = [[Stage("sample", k, len(plan[k]), lvl) for k in range(config.num_intervals)] for lvl in range(levels)]
     if config.interleaved and levels == 1:
         return [s for pair in zip(train, sample[0]) for s in pair]
@@ -214,6 +214,17 @@ def fill_infusion(video: np.ndarray, mask: np.ndarray, config: InfusionConfig, c
         config = replace(config, crop_size=crop)
     ctx.stats["train_crop"] = config.crop_size
 
+    roi: Box = plan_windows(msk, config.window_frames, config.window_overlap, config.max_window_voxels,
+                            config.roi_margin, 2 ** (config.levels - 1), config.roi)[0]
+    y0, y1, x0, x1 = roi
+    region_voxels = msk.shape[0] * (y1 - y0) * (x1 - x0)
+    scaled = config.scaled_budget(region_voxels)
+    if scaled.steps_per_interval != config.steps_per_interval:
+        ctx.progress.log(f"infusion: {scaled.steps_per_interval} training steps per interval for a sampling "
+                         f"region of {region_voxels:,} voxels (budget_voxels={config.budget_voxels:,})")
+        config = scaled
+    ctx.stats["train_steps"] = config.total_train_steps
+
     torch.manual_seed(ctx.seed)  # network initialisation
     model = UNet3D(config.width, config.levels, config.time_channels, residual=config.residual).to(device)
     # In place: a long clip must not be copied more often than needed.
@@ -227,9 +238,6 @@ def fill_infusion(video: np.ndarray, mask: np.ndarray, config: InfusionConfig, c
     trainer = Trainer(denoiser, v, m, schedule, config, ctx.seed, strides=tuple(strides),
                       keyframe_factor=config.keyframe_factor)
 
-    roi: Box = plan_windows(msk, config.window_frames, config.window_overlap, config.max_window_voxels,
-                            config.roi_margin, model.multiple, config.roi)[0]
-    y0, y1, x0, x1 = roi
     init = initial_fill(vid, msk, config, ctx, device)
     levels = LevelSampler(v[..., y0:y1, x0:x1], m[..., y0:y1, x0:x1], passes, config, schedule, ctx.samples,
                           seed=ctx.seed + 1_000_003, precision=trainer.precision, multiple=model.multiple,
@@ -267,8 +275,8 @@ def fill_infusion(video: np.ndarray, mask: np.ndarray, config: InfusionConfig, c
 
     moves = sum(len(p) for p in plan)
     ctx.progress.log(
-        f"infusion: {count_parameters(model):,} parameters; {config.num_intervals} intervals x "
-        f"{config.steps_per_interval} training steps, {moves} sampling moves x {len(passes)} level(s); "
+        f"infusion: {count_parameters(model):,} parameters; {config.num_intervals} intervals, "
+        f"{config.total_train_steps} training steps, {moves} sampling moves x {len(passes)} level(s); "
         f"sampling region {x1 - x0}x{y1 - y0} in {sum(len(w) for w in levels.windows_per_level)} window(s); "
         f"device {device}, {trainer.precision}")
 
