@@ -273,7 +273,9 @@ INFUSION_PRESETS: dict[str, InfusionConfig] = {
     # less, up to 1000): twice the steps took medium (12x256x256) from
     # 0.263 to 0.201 (every case better, motion_ratio 0.34-2.26 -> 0.62-0.86)
     # and left standard (48x128x128) where it was (blob masks better, box
-    # worse), in 2x the training time, within both tiers' time targets.
+    # worse), in 2x the training time, within both tiers' time targets
+    # (1-thread runs; the 2-thread bench of the preset gave medium 0.237,
+    # standard 0.220: the seed-to-seed spread is that large).
     # Steps weighted towards the less noisy intervals (``budget_ratio`` 3)
     # gave tiny box 0.087 -> 0.080 (two seeds, within the spread): left at 1.
     "fast": InfusionConfig(
