@@ -200,3 +200,12 @@ def test_learning_rate_schedule_closed_form():
     assert lr_at(cfg, 101) == pytest.approx(1e-4)  # the floor at the end
     const = InfusionConfig(lr=2e-3, warmup_steps=4)
     assert [lr_at(const, s) for s in range(5)] == pytest.approx([5e-4, 1e-3, 1.5e-3, 2e-3, 2e-3])
+
+
+def test_training_budget_follows_the_sampling_region_and_the_interval_split():
+    """A region larger than ``budget_voxels`` trains longer (capped); ``budget_ratio`` keeps the total."""
+    video, mask = texture()  # 6 x 16 x 16 frames, no region of interest: 1536 voxels
+    assert fill(video, mask).stats["train_steps"] == 3 * 4
+    assert fill(video, mask, budget_voxels=768).stats["train_steps"] == 3 * 8  # 2x the reference region
+    assert fill(video, mask, budget_voxels=100, budget_max_scale=1.5).stats["train_steps"] == 3 * 6  # capped
+    assert fill(video, mask, budget_ratio=4.0, steps_per_interval=6).stats["train_steps"] == 18

@@ -39,7 +39,7 @@ class InfusionConfig:
         ``steps_per_interval`` the budget of a sampling region of that many
         voxels (frames x height x width of the region of interest); a larger
         region, with more to learn, gets proportionally more steps, at most
-        ``budget_max_scale`` times as many (:func:`scaled_budget`).
+        ``budget_max_scale`` times as many (:meth:`scaled_budget`).
         ``interval_mix`` > 0 draws that share of the clips' t below the
         current interval instead: on a small budget, a network trained only
         on the noisiest t learns to ignore x_t and cannot relearn it in the

@@ -38,7 +38,7 @@ from .methods import RunContext, get_method
 from .roi import Box, hole_extent, plan_windows, training_crop_side
 from .sampling import Sampler
 from .training import Trainer
-from .unet3d import UNet3D, count_parameters, forward_flops, temporal_reach
+from .unet3d import UNet3D, count_parameters, forward_flops, size_multiple, temporal_reach
 
 CHECKPOINT_EVERY_S = 300.0
 
@@ -215,7 +215,7 @@ def fill_infusion(video: np.ndarray, mask: np.ndarray, config: InfusionConfig, c
     ctx.stats["train_crop"] = config.crop_size
 
     roi: Box = plan_windows(msk, config.window_frames, config.window_overlap, config.max_window_voxels,
-                            config.roi_margin, 2 ** (config.levels - 1), config.roi)[0]
+                            config.roi_margin, size_multiple(config.levels), config.roi)[0]
     y0, y1, x0, x1 = roi
     region_voxels = msk.shape[0] * (y1 - y0) * (x1 - x0)
     scaled = config.scaled_budget(region_voxels)
@@ -223,7 +223,6 @@ def fill_infusion(video: np.ndarray, mask: np.ndarray, config: InfusionConfig, c
         ctx.progress.log(f"infusion: {scaled.steps_per_interval} training steps per interval for a sampling "
                          f"region of {region_voxels:,} voxels (budget_voxels={config.budget_voxels:,})")
         config = scaled
-    ctx.stats["train_steps"] = config.total_train_steps
 
     torch.manual_seed(ctx.seed)  # network initialisation
     model = UNet3D(config.width, config.levels, config.time_channels, residual=config.residual).to(device)

@@ -122,7 +122,7 @@ class UNet3D(nn.Module):
     @property
     def multiple(self) -> int:
         """H and W are padded to a multiple of this."""
-        return 2 ** (self.levels - 1)
+        return size_multiple(self.levels)
 
     def forward(self, cond: torch.Tensor, x_t: torch.Tensor, mask: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         b, _, frames, h, w = x_t.shape
@@ -190,6 +190,11 @@ class UNet3D(nn.Module):
             both = torch.cat([x, skip], dim=1)
             x = proj(both) + _apply(conv_b, F.relu(_apply(conv_a, F.relu(both))))
         return F.relu(x)
+
+
+def size_multiple(levels: int) -> int:
+    """H and W of a ``levels``-level network are padded to a multiple of this: ``2 ** (levels - 1)``."""
+    return 2 ** (levels - 1)
 
 
 def temporal_reach(levels: int) -> int:
