@@ -6,12 +6,14 @@ import numpy as np
 import pytest
 import torch
 
+from infusion.config import InfusionConfig
 from infusion.diffusion import (NoiseSchedule, ddim_step, ddpm_step, edm_coefficients, interval_bounds,
                                 interval_timesteps, resample_moves,
                                 posterior_coefficients, q_sample, renoise, sampling_plan)
 from infusion.roi import grow_box, hole_extent, plan_windows, temporal_windows, training_crop_side, window_weights
 from infusion.train_masks import random_masks, trajectory
-from infusion.unet3d import UNet3D, count_parameters, forward_flops, timestep_embedding
+from infusion.infusion_method import plan_stages
+from infusion.unet3d import Conv3x3x3, UNet3D, count_parameters, forward_flops, timestep_embedding
 
 S = NoiseSchedule.linear(1000, 1e-4, 0.02)
 
@@ -103,17 +105,18 @@ def test_interval_schedule_of_the_paper():
 
 
 def test_interval_budget_keeps_the_total_and_grows_geometrically():
-    from infusion.config import InfusionConfig
     assert InfusionConfig(num_intervals=4, steps_per_interval=10).interval_steps == (10, 10, 10, 10)
     steps = InfusionConfig(num_intervals=10, steps_per_interval=50, budget_ratio=3.0).interval_steps
     assert sum(steps) == 500 and list(steps) == sorted(steps)
     # geometric: w_k = 3 ** (k / 9), so the last interval gets 3x the first's share (up to rounding)
     w = 3.0 ** (np.arange(10) / 9)
     assert np.allclose(steps, 500 * w / w.sum(), atol=1.0)
+    cfg = InfusionConfig(num_intervals=10, steps_per_interval=50, budget_ratio=3.0)
+    stages = plan_stages(cfg, sampling_plan(1000, 10, 2), 1)
+    assert [s.length for s in stages if s.kind == "train"] == list(steps)  # what the run trains
 
 
 def test_training_budget_grows_with_the_sampling_region_up_to_a_cap():
-    from infusion.config import InfusionConfig
     cfg = InfusionConfig(steps_per_interval=50, budget_voxels=200_000, budget_max_scale=4.0)
     assert cfg.scaled_budget(100_000).steps_per_interval == 50  # never below the preset's budget
     assert cfg.scaled_budget(300_000).steps_per_interval == 75
@@ -178,22 +181,19 @@ def test_forward_flops_matches_the_convolutions_run(residual):
     assert forward_flops(net, 5, 16, 24) == pytest.approx(_counted_conv_flops(net, 5, 16, 24), rel=1e-3)
 
 
-@pytest.mark.parametrize("size", [(5, 16, 24), (4, 13, 21)])  # the second is padded to a multiple of 4
-def test_stem_equals_the_convolution_of_the_broadcast_embedding(size):
-    """The closed-form time-embedding part of the stem is exactly the convolution of the broadcast field."""
-    frames, h, w = size
-    torch.manual_seed(1)
-    net = UNet3D(width=8, levels=3, time_channels=6)
-    torch.nn.init.normal_(net.stem.bias)
-    hp, wp = h + (-h) % net.multiple, w + (-w) % net.multiple
-    video = torch.randn(2, 7, frames, hp, wp)  # padded, as inside the network
-    emb = timestep_embedding(torch.tensor([3, 700]), 6)
-    field = torch.zeros(2, 6, frames, hp, wp)
-    field[..., :h, :w] = emb[:, :, None, None, None]  # zero in the padding, as F.pad leaves it
-    naive = torch.nn.functional.conv3d(torch.cat([video, field], 1), net.stem.weight, net.stem.bias, padding=1)
-    with torch.no_grad():
-        fast = net._stem(video, emb, h, w)
-    assert torch.allclose(fast, naive, atol=1e-5)
+@pytest.mark.parametrize("batch", [1, 2])
+def test_direct_onednn_convolution_equals_conv3d_with_its_gradients(batch):
+    """Conv3x3x3 (oneDNN called directly on the CPU) computes F.conv3d(padding=1), values and gradients."""
+    torch.manual_seed(0)
+    conv = Conv3x3x3(5, 4)
+    x = torch.randn(batch, 5, 6, 9, 7).contiguous(memory_format=torch.channels_last_3d).requires_grad_()
+    x_ref = x.detach().contiguous().requires_grad_()
+    y, y_ref = conv(x), torch.nn.functional.conv3d(x_ref, conv.weight, conv.bias, padding=1)
+    assert torch.allclose(y, y_ref, atol=1e-5)
+    g = torch.randn_like(y_ref)
+    dx, dw = torch.autograd.grad(y, (x, conv.weight), g)
+    dx_ref, dw_ref = torch.autograd.grad(y_ref, (x_ref, conv.weight), g)
+    assert torch.allclose(dx, dx_ref, atol=1e-5) and torch.allclose(dw, dw_ref, atol=1e-4)
 
 
 def test_residual_network_adds_only_skip_projections_and_keeps_the_reach():

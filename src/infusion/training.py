@@ -102,7 +102,7 @@ class Trainer:
         self.model, self.video, self.test_mask = model, video, test_mask
         self.schedule, self.config = schedule, config
         # fused: one kernel for all parameters (CPU and CUDA), 2x faster than the
-        # per-parameter loop on this network's 40-odd small tensors
+        # per-parameter loop on this network's small tensors
         self.optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, fused=True)
         self.np_rng = np.random.Generator(np.random.PCG64(seed))
         self.gen = torch.Generator().manual_seed(seed)

@@ -21,7 +21,7 @@ cases (see the ``fast`` preset in :mod:`infusion.config`).
 
 Speed on the CPU: tensors inside the network are channels-last
 (``torch.channels_last_3d``), and CPU float32 convolutions call oneDNN
-directly (:func:`conv3x3x3`). PyTorch's own dispatch sends a batch-1 3D
+directly (:class:`Conv3x3x3`). PyTorch's own dispatch sends a batch-1 3D
 convolution to oneDNN only when ``N*C*D*H > 20480`` and otherwise to a
 reference kernel 5-10x slower, which is every coarse level of a sampling
 pass; measured on a 2-core AVX2 machine, oneDNN on channels-last tensors
@@ -51,29 +51,25 @@ def timestep_embedding(t: torch.Tensor, channels: int) -> torch.Tensor:
     return torch.cat([torch.sin(args), torch.cos(args)], dim=1)
 
 
-def _conv(cin: int, cout: int) -> nn.Conv3d:
-    return nn.Conv3d(cin, cout, kernel_size=3, padding=1)
-
-
 _ONEDNN = hasattr(torch.ops.aten, "mkldnn_convolution") and torch.backends.mkldnn.is_available()
 
 
-def conv3x3x3(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-    """``F.conv3d(x, weight, bias, padding=1)`` for 3x3x3 kernels, faster on the CPU.
+class Conv3x3x3(nn.Conv3d):
+    """``nn.Conv3d(cin, cout, 3, padding=1)``, faster on the CPU.
 
-    ``x``: ``(B, Cin, T, H, W)``, ``weight``: ``(Cout, Cin, 3, 3, 3)``. CPU
-    float32 tensors (outside autocast) go straight to oneDNN, whatever the
-    batch size (see the module doc); everything else to ``F.conv3d``.
-    Differentiable either way.
+    Input ``(B, cin, T, H, W)``. CPU float32 tensors (outside autocast) go
+    straight to oneDNN whatever the batch size (see the module doc);
+    everything else to ``F.conv3d``. Differentiable either way.
     """
-    if (_ONEDNN and x.device.type == "cpu" and x.dtype == torch.float32 and weight.dtype == torch.float32
-            and not torch.is_autocast_enabled("cpu")):
-        return torch.ops.aten.mkldnn_convolution(x, weight, bias, [1, 1, 1], [1, 1, 1], [1, 1, 1], 1)
-    return F.conv3d(x, weight, bias, padding=1)
 
+    def __init__(self, cin: int, cout: int):
+        super().__init__(cin, cout, kernel_size=3, padding=1)
 
-def _apply(conv: nn.Conv3d, x: torch.Tensor) -> torch.Tensor:
-    return conv3x3x3(x, conv.weight, conv.bias)
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if (_ONEDNN and x.device.type == "cpu" and x.dtype == torch.float32 and self.weight.dtype == torch.float32
+                and not torch.is_autocast_enabled("cpu")):
+            return torch.ops.aten.mkldnn_convolution(x, self.weight, self.bias, [1, 1, 1], [1, 1, 1], [1, 1, 1], 1)
+        return F.conv3d(x, self.weight, self.bias, padding=1)
 
 
 class UNet3D(nn.Module):
@@ -91,11 +87,13 @@ class UNet3D(nn.Module):
         self.width, self.levels, self.time_channels = width, levels, time_channels
         self.residual = residual
         cin = 2 * in_video_channels + 1 + time_channels
-        self.stem = _conv(cin, width)
-        self.down = nn.ModuleList(nn.ModuleList([_conv(width, width), _conv(width, width)]) for _ in range(levels - 1))
-        self.bottleneck = nn.ModuleList([_conv(width, width), _conv(width, width)])
-        self.up = nn.ModuleList(nn.ModuleList([_conv(2 * width, width), _conv(width, width)]) for _ in range(levels - 1))
-        self.head = _conv(width, in_video_channels)
+        self.stem = Conv3x3x3(cin, width)
+        self.down = nn.ModuleList(nn.ModuleList([Conv3x3x3(width, width), Conv3x3x3(width, width)])
+                                  for _ in range(levels - 1))
+        self.bottleneck = nn.ModuleList([Conv3x3x3(width, width), Conv3x3x3(width, width)])
+        self.up = nn.ModuleList(nn.ModuleList([Conv3x3x3(2 * width, width), Conv3x3x3(width, width)])
+                                for _ in range(levels - 1))
+        self.head = Conv3x3x3(width, in_video_channels)
         self.up_proj = nn.ModuleList(nn.Conv3d(2 * width, width, kernel_size=1) for _ in range(levels - 1)) \
             if residual else None
         self.reset_parameters()
@@ -129,66 +127,41 @@ class UNet3D(nn.Module):
         m = self.multiple
         ph, pw = (-h) % m, (-w) % m
         emb = timestep_embedding(t, self.time_channels).to(x_t.dtype)
-        x = torch.cat([cond, x_t, mask.to(x_t.dtype)], dim=1)
+        emb = emb[:, :, None, None, None].expand(b, self.time_channels, frames, h, w)
+        x = torch.cat([cond, x_t, mask.to(x_t.dtype), emb], dim=1)
         if ph or pw:
             x = F.pad(x, (0, pw, 0, ph))
         x = x.contiguous(memory_format=torch.channels_last_3d)
-        x = self._stem(x, emb, h, w)
         x = self._residual_body(x) if self.residual else self._plain_body(x)
-        out = _apply(self.head, x)
-        return out[..., :h, :w].contiguous()
-
-    def _stem(self, x: torch.Tensor, emb: torch.Tensor, h: int, w: int) -> torch.Tensor:
-        """The first convolution, of the video channels and the broadcast time embedding.
-
-        ``x``: ``(B, 7, T, H', W')`` (padded), ``emb``: ``(B, time_channels)``.
-        Exactly ``stem(cat([x, emb broadcast over the h x w frames, zero in
-        the padding]))``, but the embedding's part is computed in closed
-        form: a constant field convolved with a zero-padded 3x3x3 kernel
-        gives, at each voxel, the sum of the kernel taps that land inside
-        the field. Per axis, ``inside[i, k]`` says whether tap ``k`` of
-        position ``i`` does; the taps' sum is then three small
-        contractions. This saves ``time_channels / (7 + time_channels)`` of
-        the stem's work (16 of 23 input channels by default).
-        """
-        video_w, emb_w = self.stem.weight[:, :x.shape[1]], self.stem.weight[:, x.shape[1]:]
-        out = conv3x3x3(x, video_w, self.stem.bias)
-        kernels = torch.einsum("oetyx,be->botyx", emb_w, emb)  # (B, O, 3, 3, 3)
-        inside = []
-        for size, padded in zip((x.shape[2], h, w), out.shape[2:]):
-            pos = torch.arange(padded, device=x.device)[:, None] + torch.arange(3, device=x.device)[None] - 1
-            inside.append(((pos >= 0) & (pos < size)).to(out.dtype))  # (padded, 3)
-        field = torch.einsum("botyx,Xx->botyX", kernels, inside[2])
-        field = torch.einsum("botyX,Yy->botYX", field, inside[1])
-        field = torch.einsum("botYX,Tt->boTYX", field, inside[0])
-        return out + field
+        return self.head(x)[..., :h, :w].contiguous()
 
     def _plain_body(self, x: torch.Tensor) -> torch.Tensor:
-        x = F.relu(x)
+        x = F.relu(self.stem(x))
         skips = []
         for conv_a, conv_b in self.down:
-            x = F.relu(_apply(conv_b, F.relu(_apply(conv_a, x))))
+            x = F.relu(conv_b(F.relu(conv_a(x))))
             skips.append(x)
             x = F.max_pool3d(x, kernel_size=(1, 2, 2))
-        x = F.relu(_apply(self.bottleneck[1], F.relu(_apply(self.bottleneck[0], x))))
+        x = F.relu(self.bottleneck[1](F.relu(self.bottleneck[0](x))))
         for (conv_a, conv_b), skip in zip(self.up, reversed(skips)):
             x = F.interpolate(x, scale_factor=(1, 2, 2), mode="nearest")
-            x = F.relu(_apply(conv_b, F.relu(_apply(conv_a, torch.cat([x, skip], dim=1)))))
+            x = F.relu(conv_b(F.relu(conv_a(torch.cat([x, skip], dim=1)))))
         return x
 
     def _residual_body(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.stem(x)
         skips = []
         for conv_a, conv_b in self.down:
-            x = x + _apply(conv_b, F.relu(_apply(conv_a, F.relu(x))))
+            x = x + conv_b(F.relu(conv_a(F.relu(x))))
             skips.append(x)
             x = F.max_pool3d(x, kernel_size=(1, 2, 2))
-        x = x + _apply(self.bottleneck[1], F.relu(_apply(self.bottleneck[0], F.relu(x))))
+        x = x + self.bottleneck[1](F.relu(self.bottleneck[0](F.relu(x))))
         for (conv_a, conv_b), proj, skip in zip(self.up, self.up_proj, reversed(skips)):
             # linear, not nearest: the identity paths would carry nearest
             # upsampling's 8x8 blocks from the coarsest level to the output
             x = F.interpolate(x, scale_factor=(1, 2, 2), mode="trilinear", align_corners=False)
             both = torch.cat([x, skip], dim=1)
-            x = proj(both) + _apply(conv_b, F.relu(_apply(conv_a, F.relu(both))))
+            x = proj(both) + conv_b(F.relu(conv_a(F.relu(both))))
         return F.relu(x)
 
 
@@ -216,7 +189,7 @@ def forward_flops(model: UNet3D, frames: int, height: int, width: int) -> float:
     """
     m = model.multiple
     h, w = height + (-height) % m, width + (-width) % m
-    c, cin = model.width, 7  # the time embedding's share of the stem is closed form (UNet3D._stem)
+    c, cin = model.width, 7 + model.time_channels
     k = 27
     total = cin * c * k * frames * h * w  # stem
     for level in range(model.levels - 1):
