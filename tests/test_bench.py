@@ -192,3 +192,47 @@ def test_bad_options_fail_before_running(cases, tmp_path):
     assert main(args + ["--methods", "telea", "--tier", "medium"]) == 2
     assert main(["bench", "--cases", str(tmp_path / "missing"), "--methods", "telea"]) == 2
     assert not (tmp_path / "o" / "results.csv").exists()
+
+
+def test_several_seeds_repeat_only_the_stochastic_methods(cases, tmp_path):
+    case = next(c for c in bench.find_cases(cases) if c.name == "tiny-noise")
+    jobs = bench.plan_jobs([case], ["telea", "infusion"], masks=["box"], seed=[3, 1, 3], out_dir=tmp_path)
+    assert [(j.method, j.seed) for j in jobs] == [("telea", 3), ("infusion", 3), ("infusion", 1)]
+    assert [Path(j.run_dir).name for j in jobs] == ["telea-seed3", "infusion-seed3", "infusion-seed1"]
+    assert len({j.key for j in jobs}) == 3 and len({j.settings for j in jobs}) == 3
+    zero, = bench.plan_jobs([case], ["infusion"], masks=["box"], seed=0, out_dir=tmp_path)
+    assert Path(zero.run_dir).name == "infusion"  # the default seed keeps the usual folder
+
+
+def test_each_seed_has_its_own_row_and_resumes(cases, tmp_path):
+    case = next(c for c in bench.find_cases(cases) if c.name == "tiny-noise")
+    jobs = bench.plan_jobs([case], ["infusion"], masks=["box", "blob"], seed=[0, 1], out_dir=tmp_path)
+    calls = []
+
+    def runner(job):
+        calls.append(job.key)
+        return {"status": "ok", "lpips_hole": 0.1 * (job.seed + 1)}
+
+    rows = bench.run_bench(jobs, tmp_path, runner=runner, log=lambda s: None)
+    assert len(rows) == 4 and len(calls) == 4
+    assert sorted(bench.row_key(r) for r in read_rows(tmp_path)) == sorted(j.key for j in jobs)
+    bench.run_bench(jobs, tmp_path, runner=runner, log=lambda s: None)
+    assert len(calls) == 4  # all four resumed, none recomputed
+
+
+def test_seed_spread_is_the_std_of_the_per_seed_means_over_common_runs():
+    def row(case, mask, seed, value):
+        return {"tier": "tiny", "method": "infusion", "case": case, "mask": mask, "seed": str(seed),
+                "status": "ok", "lpips_hole": str(value)}
+
+    rows = [row("a", "box", 0, 0.10), row("b", "box", 0, 0.30),
+            row("a", "box", 1, 0.20), row("b", "box", 1, 0.40),
+            row("a", "box", 2, 0.15), row("b", "box", 2, 0.35),
+            row("c", "box", 0, 0.90)]  # not run with every seed: left out of the spread
+    means = np.array([0.20, 0.30, 0.25])
+    assert bench.seed_spread(rows) == pytest.approx(np.std(means, ddof=1))  # 0.05
+    assert bench.seed_spread(rows[:2]) is None  # one seed
+    summary, = bench.summary_rows(rows)
+    assert summary["seeds"] == "3" and summary["runs"] == "7"
+    assert float(summary["lpips_hole_sd"]) == pytest.approx(0.05)
+    assert "lpips_hole_sd" in bench.summary_table(rows)

@@ -6,8 +6,10 @@ A *case* is a folder in the shared format (see ``shared/bench/README.md``)::
     <case>/masks/<variant>/00000.png   255 = region to fill
     <case>/case.json                   kind, tier, ground_truth, fps, ...
 
-A *run* is one (case, mask variant, method). Each run goes through
-:func:`infusion.pipeline.run` in a fresh Python process (``python -m
+A *run* is one (case, mask variant, method, seed); ``--seed 0 1 2`` repeats
+the stochastic methods per seed, and the summary then reports how much the
+tier's mean ``lpips_hole`` moves between seeds (``lpips_hole_sd``). Each
+run goes through :func:`infusion.pipeline.run` in a fresh Python process (``python -m
 infusion.bench JOB.json``), so that its peak memory and CPU time are its own;
 a run that fails or crashes is recorded and the bench goes on. The pixels
 under the mask are erased before the method sees them (by the pipeline).
@@ -17,9 +19,11 @@ Written into the output folder:
 - ``results.csv``: one row per run (settings, scores, cost, status),
   rewritten atomically after every run; runs already there with status
   ``ok`` and the same settings are not recomputed (unless ``--rerun``);
-- ``results.md``: every run, and the mean per tier and method;
+- ``results.md``: every run, and the mean per tier and method (with the
+  seed spread);
 - ``quality_vs_time.png``: lpips_hole against wall time, per method;
-- ``runs/<case>/<mask>/<method>/``: ``result.mkv`` (lossless, for exact
+- ``runs/<case>/<mask>/<method>/`` (``<method>-seed<N>/`` for seeds other
+  than 0): ``result.mkv`` (lossless, for exact
   re-scoring), ``result.mp4``, ``side_by_side.mp4`` (input with the mask
   tinted | result | ground truth), ``run.json`` and the worker's ``log.txt``.
 """
@@ -37,7 +41,7 @@ import sys
 import traceback
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Optional
+from typing import Callable, Iterable, Optional, Sequence, Union
 
 import numpy as np
 
@@ -71,7 +75,9 @@ def add_bench_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="change a setting of every method that has it, or of one method with "
                         "METHOD.KEY=VALUE (repeatable)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, nargs="+", default=[0],
+                   help="one or more seeds; stochastic methods run once per seed and the summary gives "
+                        "lpips_hole_sd, the spread of the tier's mean over seeds (default 0)")
     p.add_argument("--samples", type=int, default=1, help="samples per run (diversity when > 1)")
     p.add_argument("-o", "--output", default="bench-out", help="results folder (default bench-out)")
     p.add_argument("--rerun", action="store_true", help="recompute runs already in results.csv")
@@ -115,8 +121,14 @@ class Job:
     run_dir: str = ""
 
     @property
-    def key(self) -> tuple[str, str, str]:
-        return (self.case, self.mask, self.method)
+    def key(self) -> tuple[str, str, str, str]:
+        """Which row of ``results.csv`` holds this run (see :func:`row_key`)."""
+        return (self.case, self.mask, self.method, str(self.seed))
+
+
+def row_key(row: dict) -> tuple[str, str, str, str]:
+    """``(case, mask, method, seed)`` of a ``results.csv`` row, all text."""
+    return (row["case"], row["mask"], row["method"], row.get("seed") or "0")
 
 
 def cases_root(arg: Optional[str] = None) -> Path:
@@ -200,22 +212,36 @@ def job_settings(method: str, preset: Optional[str], overrides: dict, seed: int,
 
 
 def plan_jobs(cases: list[Case], methods: list[str], *, masks=None, preset=None, overrides=None,
-              seed: int = 0, samples: int = 1, threads=None, out_dir: Path = Path(".")) -> list[Job]:
-    """Every (case, mask variant, method) run, in case order; ``masks`` keeps only those variants."""
+              seed: Union[int, Sequence[int]] = 0, samples: int = 1, threads=None,
+              out_dir: Path = Path(".")) -> list[Job]:
+    """Every (case, mask variant, method, seed) run, in case order; ``masks`` keeps only those variants.
+
+    ``seed``: one seed or several. Deterministic methods run with the first
+    only (more seeds would repeat the same result). Runs with a seed other
+    than 0 go to ``runs/CASE/MASK/METHOD-seedN``, beside seed 0's folder.
+    """
     if samples < 1:
         raise InputError(f"--samples must be >= 1; got {samples}")
+    seeds = list(dict.fromkeys([seed] if isinstance(seed, int) else seed))
+    if not seeds:
+        raise InputError("--seed needs at least one value")
     per_method = split_overrides(overrides or {}, methods)
-    settings = {m: job_settings(m, preset, per_method[m], seed, samples) for m in methods}
+    from .methods import get_method
+
+    seeds_of = {m: seeds if get_method(m).stochastic else seeds[:1] for m in methods}
+    settings = {(m, sd): job_settings(m, preset, per_method[m], sd, samples) for m in methods for sd in seeds_of[m]}
     jobs = []
     for case in cases:
         for variant in (v for v in case.masks if not masks or v in masks):
             for m in methods:
-                s = settings[m]
-                jobs.append(Job(
-                    case=case.name, case_dir=str(case.path), tier=case.tier, ground_truth=case.ground_truth,
-                    fps=case.fps, mask=variant, method=m, preset=s["preset"], overrides=per_method[m],
-                    settings=json.dumps(s, sort_keys=True, default=str), seed=seed, samples=s["samples"],
-                    threads=threads, run_dir=str((out_dir / "runs" / case.name / variant / m).resolve())))
+                for sd in seeds_of[m]:
+                    s = settings[(m, sd)]
+                    run_dir = out_dir / "runs" / case.name / variant / (m if sd == 0 else f"{m}-seed{sd}")
+                    jobs.append(Job(
+                        case=case.name, case_dir=str(case.path), tier=case.tier, ground_truth=case.ground_truth,
+                        fps=case.fps, mask=variant, method=m, preset=s["preset"], overrides=per_method[m],
+                        settings=json.dumps(s, sort_keys=True, default=str), seed=sd, samples=s["samples"],
+                        threads=threads, run_dir=str(run_dir.resolve())))
     return jobs
 
 
@@ -373,7 +399,12 @@ def progress_line(i: int, n: int, job: Job, row: dict) -> str:
     figures = [f"{k} {float(row[k]):.4g}" for k in ("lpips_hole", "psnr_hole", "motion_ratio", "wall_s",
                                                     "cpu_s", "peak_rss_mb") if row.get(k)]
     status = row["status"] + (f" ({row['error']})" if row.get("error") else "")
-    return f"[{i}/{n}] {job.case}/{job.mask} {job.method}: {status}  " + "  ".join(figures)
+    return f"[{i}/{n}] {job_label(job)}: {status}  " + "  ".join(figures)
+
+
+def job_label(job: Job) -> str:
+    """``case/mask method seed N``: how progress lines name a run."""
+    return f"{job.case}/{job.mask} {job.method} seed {job.seed}"
 
 
 def run_bench(jobs: list[Job], out_dir: Path, *, rerun: bool = False,
@@ -383,11 +414,11 @@ def run_bench(jobs: list[Job], out_dir: Path, *, rerun: bool = False,
     out_dir.mkdir(parents=True, exist_ok=True)
     csv_path = out_dir / "results.csv"
     rows = read_results(csv_path)
-    index = {(r["case"], r["mask"], r["method"]): i for i, r in enumerate(rows)}
+    index = {row_key(r): i for i, r in enumerate(rows)}
     for i, job in enumerate(jobs, 1):
         old = rows[index[job.key]] if job.key in index else None
         if not rerun and is_done(old, job):
-            log(f"[{i}/{len(jobs)}] {job.case}/{job.mask} {job.method}: done before, skipped")
+            log(f"[{i}/{len(jobs)}] {job_label(job)}: done before, skipped")
             continue
         row = make_row(job, runner(job))
         if job.key in index:
@@ -422,15 +453,43 @@ def _tier_order(tier: str) -> tuple:
     return (TIERS.index(tier) if tier in TIERS else len(TIERS), tier)
 
 
+def seed_spread(members: list[dict], key: str = "lpips_hole") -> Optional[float]:
+    """Sample standard deviation (ddof 1) over seeds of the mean of ``key``.
+
+    Each seed's mean is taken over the (case, mask) pairs that every seed
+    ran, so that the means compare like with like. None with fewer than two
+    seeds or no common pair with a value.
+    """
+    by_seed: dict[str, dict[tuple[str, str], float]] = {}
+    for r in members:
+        value = _number(r.get(key))
+        if value is not None:
+            by_seed.setdefault(r.get("seed") or "0", {})[(r["case"], r["mask"])] = value
+    if len(by_seed) < 2:
+        return None
+    common = set.intersection(*(set(v) for v in by_seed.values()))
+    if not common:
+        return None
+    means = [np.mean([values[p] for p in sorted(common)]) for values in by_seed.values()]
+    return float(np.std(means, ddof=1))
+
+
 def summary_rows(rows: list[dict]) -> list[dict]:
-    """Mean of every metric and cost per (tier, method), over the runs with status ok."""
+    """Mean of every metric and cost per (tier, method), over the runs with status ok.
+
+    Also ``seeds`` (how many) and ``lpips_hole_sd`` (:func:`seed_spread`,
+    empty with a single seed).
+    """
     groups: dict[tuple[str, str], list[dict]] = {}
     for r in rows:
         if r.get("status") == STATUS_OK:
             groups.setdefault((r["tier"], r["method"]), []).append(r)
     out = []
     for (tier, method), members in sorted(groups.items(), key=lambda kv: (_tier_order(kv[0][0]), kv[0][1])):
-        mean = {"tier": tier, "method": method, "runs": str(len(members))}
+        spread = seed_spread(members)
+        mean = {"tier": tier, "method": method, "runs": str(len(members)),
+                "seeds": str(len({m.get("seed") or "0" for m in members})),
+                "lpips_hole_sd": "" if spread is None else f"{spread:.2g}"}
         for k in FIGURES:
             values = [v for v in (_number(m.get(k)) for m in members) if v is not None]
             mean[k] = f"{np.mean(values):.4g}" if values else ""
@@ -438,16 +497,21 @@ def summary_rows(rows: list[dict]) -> list[dict]:
     return out
 
 
+SUMMARY_KEYS = ["tier", "method", "runs", "seeds"] + [k for f in FIGURES
+                                                      for k in ((f, "lpips_hole_sd") if f == "lpips_hole" else (f,))]
+
+
 def summary_table(rows: list[dict]) -> str:
     """Markdown table of :func:`summary_rows`."""
-    keys = ["tier", "method", "runs", *FIGURES]
+    keys = SUMMARY_KEYS
     return _markdown(keys, ([s[k] for k in keys] for s in summary_rows(rows)))
 
 
 def runs_table(rows: list[dict]) -> str:
     """Markdown table of every run."""
-    keys = ["case", "mask", "method", "preset", "status", *FIGURES]
-    ordered = sorted(rows, key=lambda r: (_tier_order(r["tier"]), r["case"], r["mask"], r["method"]))
+    keys = ["case", "mask", "method", "preset", "seed", "status", *FIGURES]
+    ordered = sorted(rows, key=lambda r: (_tier_order(r["tier"]), r["case"], r["mask"], r["method"],
+                                          int(r.get("seed") or 0)))
     return _markdown(keys, ([r.get(k, "") for k in keys] for r in ordered))
 
 
@@ -533,7 +597,7 @@ def run_bench_command(args) -> int:
     print(f"\n{summary_table(rows)}\n\nwrote {out_dir / 'results.csv'}, {out_dir / 'results.md'}, "
           f"{out_dir / 'quality_vs_time.png'}")
     planned = {job.key for job in jobs}
-    failed = [r for r in rows if (r["case"], r["mask"], r["method"]) in planned and r.get("status") != STATUS_OK]
+    failed = [r for r in rows if row_key(r) in planned and r.get("status") != STATUS_OK]
     return 1 if failed else 0
 
 
