@@ -191,6 +191,7 @@ def test_bad_options_fail_before_running(cases, tmp_path):
     assert main(args + ["--methods", "telea", "--set", "telea.radius=-1"]) == 2
     assert main(args + ["--methods", "telea", "--tier", "medium"]) == 2
     assert main(["bench", "--cases", str(tmp_path / "missing"), "--methods", "telea"]) == 2
+    assert main(args + ["--methods", "telea", "--seed", "0", "-1"]) == 2
     assert not (tmp_path / "o" / "results.csv").exists()
 
 

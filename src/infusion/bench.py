@@ -222,9 +222,10 @@ def plan_jobs(cases: list[Case], methods: list[str], *, masks=None, preset=None,
     """
     if samples < 1:
         raise InputError(f"--samples must be >= 1; got {samples}")
-    seeds = list(dict.fromkeys([seed] if isinstance(seed, int) else seed))
-    if not seeds:
-        raise InputError("--seed needs at least one value")
+    seeds = list(dict.fromkeys([seed] if isinstance(seed, (int, np.integer)) else seed))
+    if not seeds or any(not isinstance(sd, (int, np.integer)) or sd < 0 for sd in seeds):
+        raise InputError(f"--seed needs one or more non-negative integers; got {seeds}")
+    seeds = [int(sd) for sd in seeds]
     per_method = split_overrides(overrides or {}, methods)
     from .methods import get_method
 

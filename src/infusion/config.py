@@ -275,9 +275,12 @@ INFUSION_PRESETS: dict[str, InfusionConfig] = {
     # and left standard (48x128x128) where it was (blob masks better, box
     # worse), in 2x the training time, within both tiers' time targets
     # (1-thread runs; the 2-thread bench of the preset gave medium 0.237,
-    # standard 0.220: the seed-to-seed spread is that large).
+    # standard 0.220: the seed-to-seed spread is that large; over seeds
+    # 0-2, tiny 0.062 +- 0.006 and medium 0.230 +- 0.013).
     # Steps weighted towards the less noisy intervals (``budget_ratio`` 3)
-    # gave tiny box 0.087 -> 0.080 (two seeds, within the spread): left at 1.
+    # gave tiny 0.062 -> 0.056 over seeds 0-2 (seed 0 worse, 1 and 2
+    # better; 16 of 30 runs better, about one seed spread) with two runs
+    # over 60 s: left at 1.
     "fast": InfusionConfig(
         width=16, precision="auto", batch_size=2, crop_size=32, clip_frames=8,
         num_intervals=10, steps_per_interval=50, interval_mix=0.3,
