@@ -498,8 +498,10 @@ def summary_rows(rows: list[dict]) -> list[dict]:
     return out
 
 
-SUMMARY_KEYS = ["tier", "method", "runs", "seeds"] + [k for f in FIGURES
-                                                      for k in ((f, "lpips_hole_sd") if f == "lpips_hole" else (f,))]
+_AFTER_LPIPS_HOLE = FIGURES.index("lpips_hole") + 1
+# Columns of the summary: the spread over seeds sits next to the mean it is about.
+SUMMARY_KEYS = ["tier", "method", "runs", "seeds", *FIGURES[:_AFTER_LPIPS_HOLE], "lpips_hole_sd",
+                *FIGURES[_AFTER_LPIPS_HOLE:]]
 
 
 def summary_table(rows: list[dict]) -> str:
