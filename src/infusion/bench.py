@@ -465,7 +465,7 @@ def seed_spread(members: list[dict], key: str = "lpips_hole") -> Optional[float]
     for r in members:
         value = _number(r.get(key))
         if value is not None:
-            by_seed.setdefault(r.get("seed") or "0", {})[(r["case"], r["mask"])] = value
+            by_seed.setdefault(row_key(r)[3], {})[(r["case"], r["mask"])] = value
     if len(by_seed) < 2:
         return None
     common = set.intersection(*(set(v) for v in by_seed.values()))
@@ -489,7 +489,7 @@ def summary_rows(rows: list[dict]) -> list[dict]:
     for (tier, method), members in sorted(groups.items(), key=lambda kv: (_tier_order(kv[0][0]), kv[0][1])):
         spread = seed_spread(members)
         mean = {"tier": tier, "method": method, "runs": str(len(members)),
-                "seeds": str(len({m.get("seed") or "0" for m in members})),
+                "seeds": str(len({row_key(m)[3] for m in members})),
                 "lpips_hole_sd": "" if spread is None else f"{spread:.2g}"}
         for k in FIGURES:
             values = [v for v in (_number(m.get(k)) for m in members) if v is not None]
@@ -514,7 +514,7 @@ def runs_table(rows: list[dict]) -> str:
     """Markdown table of every run."""
     keys = ["case", "mask", "method", "preset", "seed", "status", *FIGURES]
     ordered = sorted(rows, key=lambda r: (_tier_order(r["tier"]), r["case"], r["mask"], r["method"],
-                                          int(r.get("seed") or 0)))
+                                          int(row_key(r)[3])))
     return _markdown(keys, ([r.get(k, "") for k in keys] for r in ordered))
 
 
