@@ -134,6 +134,13 @@ def test_respaced_plan_chains_through_every_interval():
     assert interval_timesteps(900, 949, 100) == list(range(949, 899, -1))
 
 
+def test_last_interval_can_take_more_steps():
+    plan = sampling_plan(1000, 10, 2, last_steps=5)
+    assert plan[:-1] == sampling_plan(1000, 10, 2)[:-1]
+    assert plan[-1] == [(99, 74), (74, 50), (50, 25), (25, 0), (0, -1)]
+    assert sampling_plan(1000, 10, 2, last_steps=2) == sampling_plan(1000, 10, 2)
+
+
 def test_timestep_embedding_closed_form():
     e = timestep_embedding(torch.tensor([0, 10]), 16)
     assert e.shape == (2, 16)
@@ -314,15 +321,29 @@ def test_repaint_resampling_moves():
 
 
 @pytest.mark.parametrize("t", [0, 10, 250, 999])
-def test_edm_preconditioning_gives_a_unit_variance_target(t):
+@pytest.mark.parametrize("sd,sk", [(0.5, None), (1.0, 0.05), (0.5, 0.2)])
+def test_edm_preconditioning_gives_a_unit_variance_target(t, sd, sk):
     """With x0 ~ N(0, s_d^2): Var[(x0 - a x_t) / c_out] = 1 (Karras et al. 2022, eq. 8-10)."""
-    sd = 0.5
-    a, c_out = edm_coefficients(S, t, sd)
+    a, c_out = edm_coefficients(S, t, sd, sk)
     ab = S.alphas_cumprod[t]
     var = ((1 - a * np.sqrt(ab)) ** 2 * sd**2 + a**2 * (1 - ab)) / c_out**2
     assert var == pytest.approx(1.0, rel=1e-9)
     sigma2 = (1 - ab) / ab
-    assert a * np.sqrt(ab) == pytest.approx(sd**2 / (sigma2 + sd**2))
+    k = sd if sk is None else sk
+    assert a * np.sqrt(ab) == pytest.approx(k**2 / (sigma2 + k**2))
+    if sk is None:  # Karras et al.'s closed form of c_out
+        assert c_out == pytest.approx(np.sqrt(sigma2) * sd / np.sqrt(sigma2 + sd**2), rel=1e-12)
+
+
+def test_a_small_skip_level_keeps_the_skip_to_the_least_noisy_steps():
+    """skip_sigma 0.05, sigma_data 1: the clean-signal prediction (a = 0, c_out = 1) above
+    moderate noise, the noisy input passed through with a small correction at the clean end."""
+    a, c_out = edm_coefficients(S, np.array([0, 49, 500, 999]), 1.0, 0.05)
+    ab = S.alphas_cumprod[[0, 49, 500, 999]]
+    c_skip = a * np.sqrt(ab)
+    assert c_skip[0] > 0.95 and c_out[0] < 0.05
+    assert c_skip[1] < 0.1 and c_skip[2] < 1e-3 and c_skip[3] < 1e-6
+    assert c_out[2] == pytest.approx(1.0, abs=1e-3) and c_out[3] == pytest.approx(1.0, abs=1e-6)
 
 
 def test_denoiser_parametrizations_and_loss_region():
@@ -337,8 +358,13 @@ def test_denoiser_parametrizations_and_loss_region():
     t = torch.tensor([5, 900])
     assert torch.equal(Denoiser(Zero(), S, "x0")(x_t, x_t, x_t[:, :1], t), torch.zeros_like(x_t))
     out = Denoiser(Zero(), S, "edm")(x_t, x_t, x_t[:, :1], t)
-    a, _ = edm_coefficients(S, t.numpy())
+    a, c_out = edm_coefficients(S, t.numpy())
     assert torch.allclose(out[1], float(a[1]) * x_t[1]) and torch.allclose(out[0], float(a[0]) * x_t[0])
+    weights = Denoiser(Zero(), S, "edm").loss_weights(t, x_t)
+    assert torch.allclose(weights.flatten(), torch.tensor(1 / c_out**2, dtype=torch.float32))
+    assert torch.equal(Denoiser(Zero(), S, "edm", loss_space="x0").loss_weights(t, x_t), torch.ones(()))
+    with pytest.raises(ValueError, match="loss_space"):
+        Denoiser(Zero(), S, "edm", loss_space="eps")
     video = torch.rand(1, 3, 2, 4, 4) * 2 - 1
     test = torch.zeros(1, 1, 2, 4, 4)
     test[..., :2, :] = 1

@@ -72,22 +72,31 @@ def q_sample(schedule: NoiseSchedule, x0: torch.Tensor, t, noise: torch.Tensor) 
     return _coef(np.sqrt(ab), x0) * x0 + _coef(np.sqrt(1.0 - ab), x0) * noise
 
 
-def edm_coefficients(schedule: NoiseSchedule, t, sigma_data: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+def edm_coefficients(schedule: NoiseSchedule, t, sigma_data: float = 0.5,
+                     skip_sigma: Optional[float] = None) -> tuple[np.ndarray, np.ndarray]:
     """Output preconditioning of Karras et al. (2022) in the variance-preserving chain.
 
     With ``sigma^2 = (1 - abar_t) / abar_t`` (the noise level of
-    ``x_t / sqrt(abar_t) = x_0 + sigma eps``), the clean estimate is
-    ``x0_hat = c_skip * x_t / sqrt(abar_t) + c_out * F`` with
-    ``c_skip = s_d^2 / (sigma^2 + s_d^2)`` and
-    ``c_out = sigma s_d / sqrt(sigma^2 + s_d^2)``: at low noise the network
-    only learns a small correction of the noisy input, at high noise it
-    predicts the (scaled) clean signal. Returns ``(c_skip / sqrt(abar_t),
+    ``y = x_t / sqrt(abar_t) = x_0 + sigma eps``), the clean estimate is
+    ``x0_hat = c_skip * y + c_out * F`` with
+    ``c_skip = s_k^2 / (sigma^2 + s_k^2)`` and
+    ``c_out = sqrt((1 - c_skip)^2 s_d^2 + c_skip^2 sigma^2)``, the standard
+    deviation of the ideal ``F``'s target ``x_0 - c_skip y`` for data of
+    standard deviation ``s_d`` (``sigma_data``), so that the network always
+    outputs at unit scale. ``s_k`` (``skip_sigma``, default ``s_d``) is the
+    noise level where the skip and the network weigh equally: with
+    ``s_k = s_d`` this is Karras et al.'s ``c_skip = s_d^2 / (sigma^2 + s_d^2)``,
+    ``c_out = sigma s_d / sqrt(sigma^2 + s_d^2)``; a smaller ``s_k`` keeps the
+    skip to the least noisy steps (the network predicts the clean signal,
+    scaled by ``s_d``, everywhere else). At low noise the network only learns
+    a small correction of the noisy input. Returns ``(c_skip / sqrt(abar_t),
     c_out)``, the factors of ``x_t`` and ``F``.
     """
+    skip_sigma = sigma_data if skip_sigma is None else skip_sigma
     ab = schedule.abar(t)
     sigma2 = (1.0 - ab) / ab
-    c_skip = sigma_data**2 / (sigma2 + sigma_data**2)
-    c_out = np.sqrt(sigma2) * sigma_data / np.sqrt(sigma2 + sigma_data**2)
+    c_skip = skip_sigma**2 / (sigma2 + skip_sigma**2)
+    c_out = np.sqrt((1.0 - c_skip) ** 2 * sigma_data**2 + c_skip**2 * sigma2)
     return c_skip / np.sqrt(ab), c_out
 
 
@@ -218,17 +227,22 @@ def resample_moves(seq: list[int], jump: int = 0, count: int = 1) -> list[tuple[
 
 
 def sampling_plan(num_timesteps: int, num_intervals: int, steps_per_interval: int, resample_jump: int = 0,
-                  resample_count: int = 1, top: Optional[int] = None) -> list[list[tuple[int, int]]]:
+                  resample_count: int = 1, top: Optional[int] = None,
+                  last_steps: Optional[int] = None) -> list[list[tuple[int, int]]]:
     """Moves ``(t, s)`` of each interval, noisiest interval first.
 
-    ``s < t`` is a reverse step, ``s > t`` a re-noising jump (RePaint
-    resampling, see :func:`resample_moves`). Without resampling the moves,
-    concatenated over intervals, go from ``top`` (N-1) down to ``-1``.
+    Each interval is sampled in ``steps_per_interval`` reverse steps, the
+    least noisy one in ``last_steps`` (default: the same): that is where the
+    finest detail is drawn. ``s < t`` is a reverse step, ``s > t`` a
+    re-noising jump (RePaint resampling, see :func:`resample_moves`).
+    Without resampling the moves, concatenated over intervals, go from
+    ``top`` (N-1) down to ``-1``.
     """
     bounds = interval_bounds(num_timesteps, num_intervals, top)
     plan = []
     for k, (low, high) in enumerate(bounds):
-        ts = interval_timesteps(low, high, steps_per_interval)
+        last = k + 1 == len(bounds) and last_steps is not None
+        ts = interval_timesteps(low, high, last_steps if last else steps_per_interval)
         nxt = bounds[k + 1][1] if k + 1 < len(bounds) else -1
         plan.append(resample_moves(ts + [nxt], resample_jump, resample_count))
     return plan

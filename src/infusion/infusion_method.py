@@ -233,7 +233,8 @@ def fill_infusion(video: np.ndarray, mask: np.ndarray, config: InfusionConfig, c
     v.masked_fill_(hidden.expand_as(v), 0.0)  # nothing below reads the hidden content
     m = hidden.float()
     schedule = NoiseSchedule.linear(config.num_timesteps, config.beta_start, config.beta_end)
-    denoiser = Denoiser(model, schedule, config.parametrization, config.sigma_data)
+    denoiser = Denoiser(model, schedule, config.parametrization, config.sigma_data,
+                         config.skip_sigma or None, config.loss_space)
     trainer = Trainer(denoiser, v, m, schedule, config, ctx.seed, strides=tuple(strides),
                       keyframe_factor=config.keyframe_factor)
 
@@ -243,7 +244,8 @@ def fill_infusion(video: np.ndarray, mask: np.ndarray, config: InfusionConfig, c
                           init=None if init is None else init[..., y0:y1, x0:x1])
     top = config.top_timestep
     plan = sampling_plan(config.num_timesteps, config.num_intervals, config.sample_steps_per_interval,
-                         config.resample_jump, config.resample_count, top)
+                         config.resample_jump, config.resample_count, top,
+                         config.sample_steps_last_interval or None)
     bounds = interval_bounds(config.num_timesteps, config.num_intervals, top)
     stages = plan_stages(config, plan, len(passes))
     interleaved = stages[1].kind == "sample" if len(stages) > 1 else True
