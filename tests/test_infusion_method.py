@@ -16,6 +16,7 @@ import torch
 from infusion import unet3d
 from infusion.config import InfusionConfig
 from infusion.diffusion import NoiseSchedule
+from infusion.errors import InputError
 from infusion.pipeline import run
 from infusion.training import Trainer
 
@@ -153,6 +154,35 @@ def test_resume_after_kill_9(tmp_path):
     assert proc.returncode == -signal.SIGKILL, proc.stderr
     resumed = fill(video, mask, seed=1, work_dir=tmp_path / "work", resume=True).video
     assert np.array_equal(resumed, reference)
+
+
+def test_skip_parametrization_with_more_steps_at_the_clean_end(monkeypatch):
+    """The fast preset's objective and sampling end to end: the least noisy interval
+    takes its own number of reverse steps, known pixels stay exact, the seed reproduces."""
+    from infusion import sampling
+
+    calls = []
+    original = sampling.Sampler.step
+
+    def spy(self, model, t, s):
+        calls.append((t, s))
+        return original(self, model, t, s)
+
+    monkeypatch.setattr(sampling.Sampler, "step", spy)
+    video, mask = texture()
+    kw = dict(parametrization="edm", sigma_data=1.0, skip_sigma=0.05, loss_space="x0",
+              sample_steps_last_interval=5)
+    out = fill(video, mask, **kw)
+    assert calls[-5:] == [(32, 24), (24, 16), (16, 8), (8, 0), (0, -1)]  # 100 steps in 3 intervals
+    assert len(calls) == 2 + 2 + 5
+    assert np.array_equal(out.video[~mask], video[~mask])
+    assert np.array_equal(fill(video, mask, **kw).video, out.video)
+    with pytest.raises(InputError, match="skip_sigma"):
+        InfusionConfig(skip_sigma=-0.1)
+    with pytest.raises(InputError, match="loss_space"):
+        InfusionConfig(loss_space="eps")
+    with pytest.raises(InputError, match="sample_steps_last_interval"):
+        InfusionConfig(sample_steps_last_interval=-1)
 
 
 def test_long_clip_is_processed_in_bounded_windows(monkeypatch):
