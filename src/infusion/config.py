@@ -302,8 +302,10 @@ INFUSION_PRESETS: dict[str, InfusionConfig] = {
     # identity, so every fill ended as its blur. Over seeds 0-2: tiny
     # 0.062 -> 0.048 (24 of 30 runs better, motion_ratio 0.78 -> 1.15,
     # 49 s mean); the skip alone (2 steps) or 5 steps everywhere were less
-    # good on tiny box masks (0.073, 0.069 against 0.066), a skip level of
-    # 0.1 or 0.03 worse (0.077, 0.102; 0.1 leaves noise in smooth water).
+    # good on tiny box masks (0.073, 0.069 against 0.066). Other skip
+    # levels were worse: 0.1 (2 steps) 0.077 against 0.073 for 0.05
+    # (2 steps), and it leaves noise in smooth water; 0.03 with 5 last
+    # steps 0.102 against 0.066.
     "fast": InfusionConfig(
         width=16, precision="auto", batch_size=2, crop_size=32, clip_frames=8,
         num_intervals=10, steps_per_interval=50, interval_mix=0.3,

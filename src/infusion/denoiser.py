@@ -48,9 +48,9 @@ class Denoiser(nn.Module):
             raise ValueError(f"parametrization must be one of {PARAMETRIZATIONS}")
         if loss_space not in LOSS_SPACES:
             raise ValueError(f"loss_space must be one of {LOSS_SPACES}")
-        self.loss_space = loss_space
         self.net, self.schedule = net, schedule
         self.parametrization, self.sigma_data, self.skip_sigma = parametrization, sigma_data, skip_sigma
+        self.loss_space = loss_space
 
     def forward(self, cond: torch.Tensor, x_t: torch.Tensor, mask: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         out = self.net(cond, x_t, mask, t).float()
