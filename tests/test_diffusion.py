@@ -10,7 +10,7 @@ from infusion.config import InfusionConfig
 from infusion.diffusion import (NoiseSchedule, ddim_step, ddpm_step, edm_coefficients, interval_bounds,
                                 interval_timesteps, resample_moves,
                                 posterior_coefficients, q_sample, renoise, sampling_plan)
-from infusion.roi import grow_box, hole_extent, plan_windows, temporal_windows, training_crop_side, window_weights
+from infusion.roi import coarse_side, grow_box, hole_extent, plan_windows, temporal_windows, training_crop_side, window_weights
 from infusion.train_masks import random_masks, trajectory
 from infusion.infusion_method import plan_stages
 from infusion.unet3d import Conv3x3x3, UNet3D, count_parameters, forward_flops, timestep_embedding
@@ -280,6 +280,15 @@ def test_training_crops_grow_with_the_hole():
     assert training_crop_side(hole, 32, 3.0, 96) == 96  # bounded by crop_max
     assert training_crop_side(hole, 32, 3.0, 0) == 120
     assert training_crop_side(hole, 64, 1.2, 96) == 64  # never below crop_size
+
+
+def test_coarse_fill_only_for_holes_wider_than_the_training_crops():
+    assert coarse_side(128, 40, 32, 0.5) == 64  # a 40-px hole, 32-px crops: half-size frames
+    assert coarse_side(128, 32, 32, 0.5) == 0  # the crops' masks already cover the hole
+    assert coarse_side(128, 40, 0, 0.5) == 0  # whole frames: the training masks span them
+    assert coarse_side(432, 120, 32, 0.3) == 130  # round(0.3 * 432)
+    assert coarse_side(24, 30, 16, 0.5) == 0  # 12-px frames are too small
+    assert coarse_side(40, 30, 16, 0.99) == 0  # no smaller after rounding
 
 
 def test_region_of_interest_covers_the_hole():

@@ -102,6 +102,35 @@ def test_sdedit_start_from_another_fill(monkeypatch):
         fill(video, mask, start_timestep=10)
 
 
+def test_coarse_fill_starts_the_full_size_chain(monkeypatch, tmp_path):
+    """``init_fill="coarse"``: when the hole is wider than the training crops, a
+    run on half-size frames comes first and the full-size chain starts from its
+    fill; with a network that passes its noisy input through, a start at t = 2
+    ends near that coarse fill. A hole that fits the crops runs as usual."""
+    monkeypatch.setattr(unet3d.UNet3D, "forward",
+                        lambda self, cond, x_t, mask, t: x_t + 0.0 * self.head.weight.sum())
+    video, mask = texture(t=4, h=32, w=32)
+    mask[:] = False
+    mask[:, 6:26, 8:24] = True  # 20 px across, crops of 16
+    opts = dict(crop_size=16, num_intervals=1)
+    coarse = fill(video, mask, seed=3, max_side=16, **opts)  # what the coarse level computes
+    started = fill(video, mask, seed=3, init_fill="coarse", start_timestep=2, **opts)
+    assert started.stats["coarse_side"] == 16
+    assert started.stats["coarse"]["train_steps"] == 4
+    assert np.array_equal(started.video[~mask], video[~mask])
+    near = started.video[mask].astype(np.float64)
+    assert np.abs(near - coarse.video[mask]).mean() < 6.0  # noise std at t=2 is ~0.02 of the range
+    assert np.abs(near - fill(video, mask, seed=3, **opts).video[mask]).mean() > 20.0
+    small = np.zeros_like(mask)
+    small[:, 8:20, 8:20] = True  # 12 px across: fits the crops, no coarse level
+    plain = fill(video, small, seed=3, **opts)
+    fitted = fill(video, small, seed=3, init_fill="coarse", start_timestep=2, **opts)
+    assert fitted.stats["coarse_side"] == 0 and "coarse" not in fitted.stats
+    assert np.array_equal(fitted.video, plain.video)  # started from noise at the top, as usual
+    with pytest.raises(InputError, match="coarse_scale must be in"):
+        InfusionConfig(coarse_scale=1.0)
+
+
 class Interrupt:
     """Progress callback that stops the run at the n-th training/sampling step."""
 
@@ -119,15 +148,26 @@ class Interrupt:
                 raise KeyboardInterrupt  # abrupt: the last stage-end checkpoint is used
 
 
-@pytest.mark.parametrize("how, at", [("raise", 9), ("sigint", 5), ("sigint", 11)])
-def test_resume_after_interrupt_equals_an_uninterrupted_run(tmp_path, how, at):
-    video, mask = texture()
-    reference = fill(video, mask, seed=2, samples=2).samples
+COARSE = dict(init_fill="coarse", start_timestep=40, crop_size=8)
+
+
+@pytest.mark.parametrize("how, at, kw", [("raise", 9, {}), ("sigint", 5, {}), ("sigint", 11, {}),
+                                         ("sigint", 5, COARSE), ("raise", 22, COARSE)])
+def test_resume_after_interrupt_equals_an_uninterrupted_run(tmp_path, how, at, kw):
+    """Also with a coarse fill first: interrupted inside it (step 5), or in the
+    full-size run after it (step 22 of 18 + 18), whose resume reads it back."""
+    video, mask = texture(**({"h": 32, "w": 32} if kw else {}))
+    if kw:
+        mask[:, 10:22, 10:22] = True  # 12 px across: wider than the crops
+    reference = fill(video, mask, seed=2, samples=2, **kw).samples
     wd = tmp_path / "work"
     with pytest.raises(KeyboardInterrupt):
-        fill(video, mask, seed=2, samples=2, work_dir=wd, progress=Interrupt(at, how))
-    assert (wd / "checkpoint.pt").exists()
-    resumed = fill(video, mask, seed=2, samples=2, work_dir=wd, resume=True).samples
+        fill(video, mask, seed=2, samples=2, work_dir=wd, progress=Interrupt(at, how), **kw)
+    if kw and at > 18:  # before the full-size run's first checkpoint: only the coarse fill is kept
+        assert (wd / "coarse.npy").exists() and not (wd / "coarse").exists()
+    else:
+        assert (wd / ("coarse" if kw else "") / "checkpoint.pt").exists()
+    resumed = fill(video, mask, seed=2, samples=2, work_dir=wd, resume=True, **kw).samples
     assert np.array_equal(resumed, reference)
     assert not wd.exists()  # removed after success
 

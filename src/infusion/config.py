@@ -60,6 +60,14 @@ class InfusionConfig:
         Meng et al. 2022): the intervals then split ``0 .. start_timestep``
         and the noisiest levels, which only learn the conditional mean,
         cost nothing. ``start_timestep`` -1 means the top (N-1).
+        ``init_fill`` "coarse" starts from this method's own fill of the
+        clip downsized by ``coarse_scale`` (a whole run at that size,
+        enlarged back; a spatial pyramid of two levels, as patch-based
+        methods use for large holes), but only when the hole is wider than
+        the training crops (``crop_size``): the network, trained on masks no
+        larger than a crop, cannot lay out a larger hole at full size, while
+        at the coarse size the hole is smaller than the crops. Otherwise the
+        run starts from noise at the top as usual.
         ``keyframes`` "on" samples keyframes first when the clip is longer
         than the network's temporal reach, "auto" does so when the hole
         itself lasts longer than that reach, "off" never; levels are
@@ -127,6 +135,7 @@ class InfusionConfig:
     resample_count: int = 1
     init_fill: str = "noise"
     start_timestep: int = -1
+    coarse_scale: float = 0.5
     keyframes: str = "off"
     keyframe_factor: int = 4
     # training data
@@ -185,7 +194,9 @@ class InfusionConfig:
             (-1 <= self.start_timestep < self.num_timesteps, "start_timestep must be -1 or in 0..num_timesteps-1"),
             (self.init_fill != "noise" or self.start_timestep in (-1, self.num_timesteps - 1),
              "start_timestep below the top needs an init_fill method"),
-            (self.init_fill not in ("infusion",), "init_fill cannot be infusion itself"),
+            (self.init_fill not in ("infusion",), "init_fill cannot be infusion itself (\"coarse\" runs it "
+             "at a smaller size)"),
+            (0.0 < self.coarse_scale < 1.0, "coarse_scale must be in (0, 1)"),
             (self.keyframe_factor >= 2, "keyframe_factor must be >= 2"),
             (self.clip_frames >= 1, "clip_frames must be >= 1"),
             (self.batch_size >= 1, "batch_size must be >= 1"),

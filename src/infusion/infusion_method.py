@@ -22,6 +22,8 @@ an uninterrupted run with the same seed gives.
 from __future__ import annotations
 
 import copy
+import os
+import shutil
 import time
 from dataclasses import dataclass, replace
 from typing import Optional
@@ -35,12 +37,13 @@ from .denoiser import Denoiser
 from .diffusion import NoiseSchedule, interval_bounds, sampling_plan
 from .keyframes import SamplingPass, keyframe_strides, longest_occlusion, sampling_passes
 from .methods import RunContext, get_method
-from .roi import Box, hole_extent, plan_windows, training_crop_side
+from .roi import Box, coarse_side, hole_extent, plan_windows, training_crop_side
 from .sampling import Sampler
 from .training import Trainer
 from .unet3d import UNet3D, count_parameters, forward_flops, size_multiple, temporal_reach
 
 CHECKPOINT_EVERY_S = 300.0
+COARSE_RESULT = "coarse.npy"
 
 
 @dataclass(frozen=True)
@@ -174,18 +177,52 @@ class LevelSampler:
             self.enter(state["level"]).load_state_dict(state["sampler"])
 
 
+def coarse_fill(video: np.ndarray, mask: np.ndarray, config: InfusionConfig, ctx: RunContext,
+                side: int) -> np.ndarray:
+    """This method's own fill of the clip downsized to a longer side of ``side``, enlarged back.
+
+    Float32 ``(ctx.samples, T, H, W, 3)`` in [0, 1]. The run keeps its
+    checkpoints in ``<work_dir>/coarse`` and its result in
+    ``<work_dir>/coarse.npy``, so that a resumed job does not redo it.
+    """
+    saved = ctx.work_dir / COARSE_RESULT if ctx.work_dir is not None else None
+    if saved is not None and ctx.resume and saved.exists():
+        return np.load(saved)
+    sub = RunContext(seed=ctx.seed, device=ctx.device, samples=ctx.samples, progress=ctx.progress,
+                     work_dir=None if ctx.work_dir is None else ctx.work_dir / "coarse", resume=ctx.resume)
+    if sub.work_dir is not None:
+        sub.work_dir.mkdir(parents=True, exist_ok=True)
+    filled = fill_infusion(video, mask, replace(config, init_fill="noise", start_timestep=-1, max_side=side), sub)
+    ctx.stats["coarse"] = sub.stats
+    if saved is not None:
+        tmp = saved.with_suffix(".tmp.npy")
+        np.save(tmp, filled)
+        os.replace(tmp, saved)
+        shutil.rmtree(sub.work_dir, ignore_errors=True)
+    return filled
+
+
 def initial_fill(video: np.ndarray, mask: np.ndarray, config: InfusionConfig, ctx: RunContext,
-                 device: torch.device) -> Optional[torch.Tensor]:
-    """The fill sampling starts from (``config.init_fill``), ``(1, 3, T, H, W)`` in [-1, 1], or None for noise."""
+                 device: torch.device, roi: Box, coarse: Optional[np.ndarray] = None) -> Optional[torch.Tensor]:
+    """The fill sampling starts from (``config.init_fill``) over the region ``roi``.
+
+    ``(1 or ctx.samples, 3, T, y1 - y0, x1 - x0)`` in [-1, 1], or None for
+    noise. ``coarse``: the result of :func:`coarse_fill` when ``init_fill``
+    is "coarse".
+    """
     if config.init_fill == "noise":
         return None
-
-    method = get_method(config.init_fill)
-    with ctx.progress.bar(f"initial fill ({method.name})", total=1, unit="fill") as bar:
-        filled = method.load()(video, mask, method.resolve_config(), ctx)[0]
-        bar.update()
-    filled = np.where(mask[..., None], filled, video).astype(np.float32)
-    return torch.from_numpy(np.ascontiguousarray(filled.transpose(3, 0, 1, 2)))[None].to(device) * 2.0 - 1.0
+    if config.init_fill == "coarse":
+        filled = coarse
+    else:
+        method = get_method(config.init_fill)
+        with ctx.progress.bar(f"initial fill ({method.name})", total=1, unit="fill") as bar:
+            filled = method.load()(video, mask, method.resolve_config(), ctx)[:1]
+            bar.update()
+    y0, y1, x0, x1 = roi
+    box = (slice(None), slice(y0, y1), slice(x0, x1))
+    filled = np.where(mask[box][..., None], filled[(slice(None),) + box], video[box]).astype(np.float32)
+    return torch.from_numpy(np.ascontiguousarray(filled.transpose(0, 4, 1, 2, 3))).to(device) * 2.0 - 1.0
 
 
 def fill_infusion(video: np.ndarray, mask: np.ndarray, config: InfusionConfig, ctx: RunContext) -> np.ndarray:
@@ -195,6 +232,7 @@ def fill_infusion(video: np.ndarray, mask: np.ndarray, config: InfusionConfig, c
     Returns float32 ``(ctx.samples, T, H, W, 3)`` in [0, 1].
     """
     device = torch.device(ctx.device)
+    given = config
     full_h, full_w = video.shape[1:3]
     vid, msk, resized = resize_for_config(video, mask, config.max_side)
     if resized:
@@ -206,13 +244,24 @@ def fill_infusion(video: np.ndarray, mask: np.ndarray, config: InfusionConfig, c
         ctx.progress.log(f"infusion: the hole lasts {longest_occlusion(msk)} frames, more than the network's "
                          f"{temporal_reach(config.levels)}: keyframe-first sampling at strides {strides}")
 
+    hole = hole_extent(msk)
     if config.crop_size > 0 and config.crop_hole_ratio > 0:
-        hole = hole_extent(msk)
         crop = training_crop_side(hole, config.crop_size, config.crop_hole_ratio, config.crop_max)
         ctx.progress.log(f"infusion: training crops of {crop} px for a hole of {hole} px "
                          f"(crop_hole_ratio={config.crop_hole_ratio})")
         config = replace(config, crop_size=crop)
     ctx.stats["train_crop"] = config.crop_size
+    coarse = None
+    if config.init_fill == "coarse":
+        side = coarse_side(max(vid.shape[1:3]), hole, config.crop_size, config.coarse_scale)
+        if side:
+            ctx.progress.log(f"infusion: the hole ({hole} px) is wider than the training crops "
+                             f"({config.crop_size} px): a coarse fill at {side} px first, then the full-size "
+                             f"chain from it noised to t={config.top_timestep}")
+            coarse = coarse_fill(vid, msk, given, ctx, side)  # before seeding this run's network
+        else:
+            config = replace(config, init_fill="noise", start_timestep=-1)
+        ctx.stats["coarse_side"] = side
 
     roi: Box = plan_windows(msk, config.window_frames, config.window_overlap, config.max_window_voxels,
                             config.roi_margin, size_multiple(config.levels), config.roi)[0]
@@ -238,10 +287,9 @@ def fill_infusion(video: np.ndarray, mask: np.ndarray, config: InfusionConfig, c
     trainer = Trainer(denoiser, v, m, schedule, config, ctx.seed, strides=tuple(strides),
                       keyframe_factor=config.keyframe_factor)
 
-    init = initial_fill(vid, msk, config, ctx, device)
+    init = initial_fill(vid, msk, config, ctx, device, roi, coarse)
     levels = LevelSampler(v[..., y0:y1, x0:x1], m[..., y0:y1, x0:x1], passes, config, schedule, ctx.samples,
-                          seed=ctx.seed + 1_000_003, precision=trainer.precision, multiple=model.multiple,
-                          init=None if init is None else init[..., y0:y1, x0:x1])
+                          seed=ctx.seed + 1_000_003, precision=trainer.precision, multiple=model.multiple, init=init)
     top = config.top_timestep
     plan = sampling_plan(config.num_timesteps, config.num_intervals, config.sample_steps_per_interval,
                          config.resample_jump, config.resample_count, top,

@@ -170,6 +170,21 @@ def training_crop_side(hole: int, crop_size: int, hole_ratio: float, crop_max: i
     return max(crop_size, side)
 
 
+def coarse_side(frame_side: int, hole: int, crop: int, scale: float, min_side: int = 16) -> int:
+    """Longer side of the frames of a coarse fill, or 0 when none is needed.
+
+    ``frame_side``: the frames' longer side; ``hole``: the hole's extent
+    (:func:`hole_extent`); ``crop``: the training crops' side (0: whole
+    frames). A coarse fill is needed when the hole is wider than the crops,
+    whose training masks are never larger than a crop; its frames are
+    ``scale`` times the size, and at least ``min_side`` pixels (else 0).
+    """
+    if crop <= 0 or hole <= crop:
+        return 0
+    side = int(round(frame_side * scale))
+    return side if min_side <= side < frame_side else 0
+
+
 def sample_clip(rng: np.random.Generator, mask: np.ndarray, clip_frames: int, crop: int,
                 near_hole: float, stride: int = 1) -> tuple[slice, slice, slice]:
     """Pick a training clip: ``(frames, rows, cols)`` slices of a ``(T, H, W)`` video.
