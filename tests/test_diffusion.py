@@ -286,9 +286,11 @@ def test_coarse_fill_only_for_holes_wider_than_the_training_crops():
     assert coarse_side(128, 40, 32, 0.5) == 64  # a 40-px hole, 32-px crops: half-size frames
     assert coarse_side(128, 32, 32, 0.5) == 0  # the crops' masks already cover the hole
     assert coarse_side(128, 40, 0, 0.5) == 0  # whole frames: the training masks span them
-    assert coarse_side(432, 120, 32, 0.3) == 130  # round(0.3 * 432)
-    assert coarse_side(24, 30, 16, 0.5) == 0  # 12-px frames are too small
-    assert coarse_side(40, 30, 16, 0.99) == 0  # no smaller after rounding
+    assert coarse_side(128, 64, 32, 0.5) == 64  # 32 px at half size: within the crops
+    assert coarse_side(128, 65, 32, 0.5) == 0  # still wider than the crops at half size
+    assert coarse_side(432, 100, 32, 0.3) == 130  # round(0.3 * 432), hole 30 px there
+    assert coarse_side(24, 20, 16, 0.5) == 0  # 12-px frames are too small
+    assert coarse_side(40, 20, 16, 0.99) == 0  # no smaller after rounding
 
 
 def test_region_of_interest_covers_the_hole():

@@ -158,7 +158,8 @@ def test_resume_after_interrupt_equals_an_uninterrupted_run(tmp_path, how, at, k
     full-size run after it (step 22 of 18 + 18), whose resume reads it back."""
     video, mask = texture(**({"h": 32, "w": 32} if kw else {}))
     if kw:
-        mask[:, 10:22, 10:22] = True  # 12 px across: wider than the crops
+        mask[:] = False
+        mask[:, 10:22, 10:22] = True  # 12 px across: wider than the crops, within them at half size
     reference = fill(video, mask, seed=2, samples=2, **kw).samples
     wd = tmp_path / "work"
     with pytest.raises(KeyboardInterrupt):

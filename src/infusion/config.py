@@ -64,10 +64,11 @@ class InfusionConfig:
         clip downsized by ``coarse_scale`` (a whole run at that size,
         enlarged back; a spatial pyramid of two levels, as patch-based
         methods use for large holes), but only when the hole is wider than
-        the training crops (``crop_size``): the network, trained on masks no
-        larger than a crop, cannot lay out a larger hole at full size, while
-        at the coarse size the hole is smaller than the crops. Otherwise the
-        run starts from noise at the top as usual.
+        the training crops (``crop_size``) and no wider than them at the
+        coarse size: the network, trained on masks no larger than a crop,
+        cannot lay out a larger hole at full size, while at the coarse size
+        it can (see :func:`infusion.roi.coarse_side`). Otherwise the run
+        starts from noise at the top as usual.
         ``keyframes`` "on" samples keyframes first when the clip is longer
         than the network's temporal reach, "auto" does so when the hole
         itself lasts longer than that reach, "off" never; levels are
@@ -193,7 +194,8 @@ class InfusionConfig:
             (self.keyframes in ("off", "on", "auto"), "keyframes must be off, on or auto"),
             (-1 <= self.start_timestep < self.num_timesteps, "start_timestep must be -1 or in 0..num_timesteps-1"),
             (self.init_fill != "noise" or self.start_timestep in (-1, self.num_timesteps - 1),
-             "start_timestep below the top needs an init_fill method"),
+             "start_timestep below the top needs an init_fill method "
+             "(from noise: init_fill=noise with start_timestep=-1)"),
             (self.init_fill not in ("infusion",), "init_fill cannot be infusion itself (\"coarse\" runs it "
              "at a smaller size)"),
             (0.0 < self.coarse_scale < 1.0, "coarse_scale must be in (0, 1)"),
@@ -323,6 +325,16 @@ INFUSION_PRESETS: dict[str, InfusionConfig] = {
     # to 4): left at ten. Sampling with a moving average of the weights
     # (decay 0.9, a probe outside the code): tiny 0.048 -> 0.047, 15 of 30
     # runs better, within the spread: not added.
+    # Holes wider than the 32-px crops start from a half-size fill noised to
+    # t = 300 (``init_fill="coarse"``; holes up to 64 px). Seed 0:
+    # long-fountain (40-px hole) 0.44 -> 0.25 (seeds 0-2: 0.416 -> 0.278,
+    # every seed better), standard (47-51 px) 0.190 -> 0.179 (5 of 8 better:
+    # flags, fountain, boiling-water box; flashing light worse, motion_ratio
+    # 2.5 -> 5.9 on its blob), about 1.5x the time. Medium's 100-px holes
+    # are 50 px at half size: the coarse fill was worse there (0.232 ->
+    # 0.272; at quarter size 0.194 -> 0.249 on four runs), hence the bound.
+    # Starting at t = 450 or 600 kept less of the coarse layout: standard
+    # 0.184 and 0.189, long-fountain 0.47 at 600.
     "fast": InfusionConfig(
         width=16, precision="auto", batch_size=2, crop_size=32, clip_frames=8,
         num_intervals=10, steps_per_interval=50, interval_mix=0.3,
@@ -331,6 +343,7 @@ INFUSION_PRESETS: dict[str, InfusionConfig] = {
         sample_steps_per_interval=2, sample_steps_last_interval=5, sampler="ddim", ddim_eta=1.0,
         parametrization="edm", sigma_data=1.0, skip_sigma=0.05, loss_space="x0",
         roi=True, window_frames=24, window_overlap=8, keyframes="auto",
+        init_fill="coarse", start_timestep=300, coarse_scale=0.5,
     ),
 }
 DEFAULT_INFUSION_PRESET = "fast"

@@ -171,15 +171,18 @@ def training_crop_side(hole: int, crop_size: int, hole_ratio: float, crop_max: i
 
 
 def coarse_side(frame_side: int, hole: int, crop: int, scale: float, min_side: int = 16) -> int:
-    """Longer side of the frames of a coarse fill, or 0 when none is needed.
+    """Longer side of the frames of a coarse fill, or 0 when it would not help.
 
     ``frame_side``: the frames' longer side; ``hole``: the hole's extent
     (:func:`hole_extent`); ``crop``: the training crops' side (0: whole
-    frames). A coarse fill is needed when the hole is wider than the crops,
-    whose training masks are never larger than a crop; its frames are
-    ``scale`` times the size, and at least ``min_side`` pixels (else 0).
+    frames). The training masks are never larger than a crop, so a hole
+    wider than the crops is beyond what the network learnt; at ``scale``
+    times the size it is within it if ``hole * scale <= crop``. A coarse
+    fill is made exactly then, with frames of at least ``min_side`` pixels
+    (else 0). A hole wider still gains nothing from it (measured: the
+    coarse fill is as blind as the full-size one).
     """
-    if crop <= 0 or hole <= crop:
+    if crop <= 0 or not crop < hole <= crop / scale:
         return 0
     side = int(round(frame_side * scale))
     return side if min_side <= side < frame_side else 0
