@@ -325,16 +325,20 @@ INFUSION_PRESETS: dict[str, InfusionConfig] = {
     # to 4): left at ten. Sampling with a moving average of the weights
     # (decay 0.9, a probe outside the code): tiny 0.048 -> 0.047, 15 of 30
     # runs better, within the spread: not added.
-    # Holes wider than the 32-px crops start from a half-size fill noised to
-    # t = 300 (``init_fill="coarse"``; holes up to 64 px). Seed 0:
-    # long-fountain (40-px hole) 0.44 -> 0.25 (seeds 0-2: 0.416 -> 0.278,
-    # every seed better), standard (47-51 px) 0.190 -> 0.179 (5 of 8 better:
-    # flags, fountain, boiling-water box; flashing light worse, motion_ratio
-    # 2.5 -> 5.9 on its blob), about 1.5x the time. Medium's 100-px holes
-    # are 50 px at half size: the coarse fill was worse there (0.232 ->
-    # 0.272; at quarter size 0.194 -> 0.249 on four runs), hence the bound.
-    # Starting at t = 450 or 600 kept less of the coarse layout: standard
-    # 0.184 and 0.189, long-fountain 0.47 at 600.
+    # A half-size fill first for holes wider than the 32-px crops (up to
+    # 64 px), the chain started from it noised to t = 300
+    # (``--set init_fill=coarse --set start_timestep=300``), measured and
+    # left off: long-fountain (40-px hole) 0.416 -> 0.278 over seeds 0-2,
+    # every seed better; standard (47-51 px) 0.190 -> 0.179 at seed 0 (5 of
+    # 8 better) and 0.242 -> 0.204 at seed 1 (8 of 8), in 1.3-1.4x the
+    # time, but the flashing light's fill flickers: the tier's motion_ratio
+    # 1.03 -> 1.92 and 1.31 -> 1.60, out of 0.7-1.3 (the half-size fill's
+    # brightness jumps from frame to frame and a start at t = 300 keeps it;
+    # without keyframes it still does, 1.9-2.7 on that clip). Medium's 100-px
+    # holes are 50 px at half size: the coarse fill was worse there
+    # (0.232 -> 0.272; at quarter size 0.194 -> 0.249 on four runs), hence
+    # the 64-px bound. Starting at t = 450 or 600 kept less of the coarse
+    # layout: standard 0.184 and 0.189, long-fountain 0.47 at 600.
     "fast": InfusionConfig(
         width=16, precision="auto", batch_size=2, crop_size=32, clip_frames=8,
         num_intervals=10, steps_per_interval=50, interval_mix=0.3,
@@ -343,7 +347,6 @@ INFUSION_PRESETS: dict[str, InfusionConfig] = {
         sample_steps_per_interval=2, sample_steps_last_interval=5, sampler="ddim", ddim_eta=1.0,
         parametrization="edm", sigma_data=1.0, skip_sigma=0.05, loss_space="x0",
         roi=True, window_frames=24, window_overlap=8, keyframes="auto",
-        init_fill="coarse", start_timestep=300, coarse_scale=0.5,
     ),
 }
 DEFAULT_INFUSION_PRESET = "fast"
