@@ -336,9 +336,10 @@ INFUSION_PRESETS: dict[str, InfusionConfig] = {
     # brightness jumps from frame to frame and a start at t = 300 keeps it;
     # without keyframes it still does, 1.9-2.7 on that clip). Medium's 100-px
     # holes are 50 px at half size: the coarse fill was worse there
-    # (0.232 -> 0.272; at quarter size 0.194 -> 0.249 on four runs), hence
+    # (0.232 -> 0.272; at quarter size 0.232 -> 0.269, 1 of 6 better), hence
     # the 64-px bound. Starting at t = 450 or 600 kept less of the coarse
-    # layout: standard 0.184 and 0.189, long-fountain 0.47 at 600.
+    # layout: standard 0.184 and 0.189, long-fountain 0.47 at 600 (medium,
+    # half size: 0.273 at 450, 0.223 at 600, 3 of 6 better; all seed 0).
     "fast": InfusionConfig(
         width=16, precision="auto", batch_size=2, crop_size=32, clip_frames=8,
         num_intervals=10, steps_per_interval=50, interval_mix=0.3,
