@@ -10,7 +10,8 @@ from infusion.config import InfusionConfig
 from infusion.diffusion import (NoiseSchedule, ddim_step, ddpm_step, edm_coefficients, interval_bounds,
                                 interval_timesteps, resample_moves,
                                 posterior_coefficients, q_sample, renoise, sampling_plan)
-from infusion.roi import coarse_side, grow_box, hole_extent, plan_windows, temporal_windows, training_crop_side, window_weights
+from infusion.roi import (coarse_side, grow_box, hole_extent, plan_windows, temporal_windows, training_crop_side,
+                          window_weights)
 from infusion.train_masks import random_masks, trajectory
 from infusion.infusion_method import plan_stages
 from infusion.unet3d import Conv3x3x3, UNet3D, count_parameters, forward_flops, timestep_embedding

@@ -102,7 +102,7 @@ def test_sdedit_start_from_another_fill(monkeypatch):
         fill(video, mask, start_timestep=10)
 
 
-def test_coarse_fill_starts_the_full_size_chain(monkeypatch, tmp_path):
+def test_coarse_fill_starts_the_full_size_chain(monkeypatch):
     """``init_fill="coarse"``: when the hole is wider than the training crops, a
     run on half-size frames comes first and the full-size chain starts from its
     fill; with a network that passes its noisy input through, a start at t = 2
