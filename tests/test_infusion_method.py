@@ -254,8 +254,9 @@ def test_fast_fill_beats_a_flat_fill_on_a_real_clip():
     video, _ = load_video(case / "frames")
     mask = load_mask(case / "masks" / "box")
     video, mask = video[:16], mask[:16]
-    result = run(video, mask, method="infusion", preset="fast", seed=0,
-                 overrides={"num_intervals": 4, "steps_per_interval": 40}).video
+    # The preset's own budget (about 13 s here): a cut-down budget (4 x 40 steps) missed the
+    # margin at seed 0 on 2 threads (+0.8 dB) and passed on 1 (+3.5 dB).
+    result = run(video, mask, method="infusion", preset="fast", seed=0).video
     known = video[~mask].reshape(-1, 3).mean(axis=0)
     flat = np.where(mask[..., None], np.round(known).astype(np.uint8), video)
     assert psnr_hole(result, video, mask) > psnr_hole(flat, video, mask) + 1.0
