@@ -106,7 +106,10 @@ def test_coarse_fill_starts_the_full_size_chain(monkeypatch):
     """``init_fill="coarse"``: when the hole is wider than the training crops, a
     run on half-size frames comes first and the full-size chain starts from its
     fill; with a network that passes its noisy input through, a start at t = 2
-    ends near that coarse fill. A hole that fits the crops runs as usual."""
+    ends near that coarse fill (or its moving average over time, with
+    ``coarse_smooth``). A hole that fits the crops runs as usual."""
+    from infusion.infusion_method import moving_average
+
     monkeypatch.setattr(unet3d.UNet3D, "forward",
                         lambda self, cond, x_t, mask, t: x_t + 0.0 * self.head.weight.sum())
     video, mask = texture(t=4, h=32, w=32)
@@ -121,6 +124,10 @@ def test_coarse_fill_starts_the_full_size_chain(monkeypatch):
     near = started.video[mask].astype(np.float64)
     assert np.abs(near - coarse.video[mask]).mean() < 6.0  # noise std at t=2 is ~0.02 of the range
     assert np.abs(near - fill(video, mask, seed=3, **opts).video[mask]).mean() > 20.0
+    smooth = fill(video, mask, seed=3, init_fill="coarse", start_timestep=2, coarse_smooth=3, **opts)
+    averaged = moving_average(coarse.video[None].astype(np.float32), 3)[0]  # the mask is static
+    assert np.abs(smooth.video[mask] - averaged[mask]).mean() < 6.0
+    assert np.abs(averaged[mask] - coarse.video[mask]).mean() > 10.0  # the average is another start
     small = np.zeros_like(mask)
     small[:, 8:20, 8:20] = True  # 12 px across: fits the crops, no coarse level
     plain = fill(video, small, seed=3, **opts)
@@ -129,6 +136,18 @@ def test_coarse_fill_starts_the_full_size_chain(monkeypatch):
     assert np.array_equal(fitted.video, plain.video)  # started from noise at the top, as usual
     with pytest.raises(InputError, match="coarse_scale must be in"):
         InfusionConfig(coarse_scale=1.0)
+
+
+def test_moving_average_of_the_coarse_fill():
+    from infusion.infusion_method import moving_average
+
+    frames = np.arange(5, dtype=np.float32).reshape(1, 5, 1, 1, 1) * np.ones((1, 5, 2, 2, 3), np.float32)
+    out = moving_average(frames, 3)
+    assert out.shape == frames.shape and out.dtype == np.float32
+    assert np.allclose(out[0, :, 0, 0, 0], [1 / 3, 1, 2, 3, 11 / 3])  # (0+0+1)/3, ..., (3+4+4)/3
+    assert moving_average(frames, 1) is frames
+    with pytest.raises(InputError, match="coarse_smooth must be"):
+        InfusionConfig(coarse_smooth=0)
 
 
 class Interrupt:

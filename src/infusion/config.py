@@ -68,7 +68,10 @@ class InfusionConfig:
         coarse size: the network, trained on masks no larger than a crop,
         cannot lay out a larger hole at full size, while at the coarse size
         it can (see :func:`infusion.roi.coarse_side`). Otherwise the run
-        starts from noise at the top as usual.
+        starts from noise at the top as usual. ``coarse_smooth`` > 1
+        averages the coarse fill over that many frames first (centred;
+        1: as it is), so that its frame-to-frame jumps do not survive into
+        the full-size chain, which draws the motion again.
         ``keyframes`` "on" samples keyframes first when the clip is longer
         than the network's temporal reach, "auto" does so when the hole
         itself lasts longer than that reach, "off" never; levels are
@@ -137,6 +140,7 @@ class InfusionConfig:
     init_fill: str = "noise"
     start_timestep: int = -1
     coarse_scale: float = 0.5
+    coarse_smooth: int = 1
     keyframes: str = "off"
     keyframe_factor: int = 4
     # training data
@@ -199,6 +203,7 @@ class InfusionConfig:
             (self.init_fill not in ("infusion",), "init_fill cannot be infusion itself (\"coarse\" runs it "
              "at a smaller size)"),
             (0.0 < self.coarse_scale < 1.0, "coarse_scale must be in (0, 1)"),
+            (self.coarse_smooth >= 1, "coarse_smooth must be >= 1 (1: no smoothing)"),
             (self.keyframe_factor >= 2, "keyframe_factor must be >= 2"),
             (self.clip_frames >= 1, "clip_frames must be >= 1"),
             (self.batch_size >= 1, "batch_size must be >= 1"),

@@ -202,6 +202,18 @@ def coarse_fill(video: np.ndarray, mask: np.ndarray, config: InfusionConfig, ctx
     return filled
 
 
+def moving_average(frames: np.ndarray, size: int) -> np.ndarray:
+    """Centred moving average over time of ``frames`` ``(S, T, H, W, 3)``, ``size`` frames wide.
+
+    The ends repeat the first and last frames; ``size`` 1 returns the input.
+    """
+    if size <= 1:
+        return frames
+    from scipy.ndimage import uniform_filter1d
+
+    return uniform_filter1d(frames, size=size, axis=1, mode="nearest").astype(np.float32)
+
+
 def initial_fill(video: np.ndarray, mask: np.ndarray, config: InfusionConfig, ctx: RunContext,
                  device: torch.device, roi: Box, coarse: Optional[np.ndarray] = None) -> Optional[torch.Tensor]:
     """The fill sampling starts from (``config.init_fill``) over the region ``roi``.
@@ -213,7 +225,7 @@ def initial_fill(video: np.ndarray, mask: np.ndarray, config: InfusionConfig, ct
     if config.init_fill == "noise":
         return None
     if config.init_fill == "coarse":
-        filled = coarse
+        filled = moving_average(coarse, config.coarse_smooth)
     else:
         method = get_method(config.init_fill)
         with ctx.progress.bar(f"initial fill ({method.name})", total=1, unit="fill") as bar:
