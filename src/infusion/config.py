@@ -330,21 +330,22 @@ INFUSION_PRESETS: dict[str, InfusionConfig] = {
     # to 4): left at ten. Sampling with a moving average of the weights
     # (decay 0.9, a probe outside the code): tiny 0.048 -> 0.047, 15 of 30
     # runs better, within the spread: not added.
-    # A half-size fill first for holes wider than the 32-px crops (up to
-    # 64 px), the chain started from it noised to t = 300
-    # (``--set init_fill=coarse --set start_timestep=300``), measured and
-    # left off: long-fountain (40-px hole) 0.416 -> 0.278 over seeds 0-2,
-    # every seed better; standard (47-51 px) 0.190 -> 0.179 at seed 0 (5 of
-    # 8 better) and 0.242 -> 0.204 at seed 1 (8 of 8), in 1.3-1.4x the
-    # time, but the flashing light's fill flickers: the tier's motion_ratio
-    # 1.03 -> 1.92 and 1.31 -> 1.60, out of 0.7-1.3 (the half-size fill's
-    # brightness jumps from frame to frame and a start at t = 300 keeps it;
-    # without keyframes it still does, 1.9-2.7 on that clip). Medium's 100-px
-    # holes are 50 px at half size: the coarse fill was worse there
-    # (0.232 -> 0.272; at quarter size 0.232 -> 0.269, 1 of 6 better), hence
-    # the 64-px bound. Starting at t = 450 or 600 kept less of the coarse
-    # layout: standard 0.184 and 0.189, long-fountain 0.47 at 600 (medium,
-    # half size: 0.273 at 450, 0.223 at 600, 3 of 6 better; all seed 0).
+    # Holes wider than the 32-px crops, up to 64 px, start from a half-size
+    # fill (``init_fill="coarse"``), averaged over 11 frames and noised to
+    # t = 300. Standard (47-51-px holes), seeds 0 and 1: 0.190 -> 0.174
+    # and 0.242 -> 0.193 (13 of 16 runs better; flow 0.178), motion_ratio
+    # 1.03 -> 1.20 and 1.31 -> 1.28, about 1.3x the time; long-fountain
+    # (40 px): see the README. Without the average the flashing light's
+    # fill flickered (the half-size fill's brightness jumps from frame to
+    # frame and a start at t = 300 keeps it): motion_ratio 1.92 and 1.60
+    # (flashing light 5.9 and 4.4 at seed 0; 5 frames: 3.2 and 2.9; 11
+    # frames: 2.4 and 2.3). Narrower holes (tiny tier) run as before, bit
+    # for bit. Medium's 100-px holes are 50 px at half size: the coarse
+    # fill was worse there (0.232 -> 0.272; at quarter size 0.232 ->
+    # 0.269, 1 of 6 better), hence the 64-px bound. Starting at t = 450
+    # or 600 kept less of the coarse layout: standard 0.184 and 0.189,
+    # long-fountain 0.47 at 600 (medium, half size: 0.273 at 450, 0.223 at
+    # 600, 3 of 6 better; all seed 0, no average).
     "fast": InfusionConfig(
         width=16, precision="auto", batch_size=2, crop_size=32, clip_frames=8,
         num_intervals=10, steps_per_interval=50, interval_mix=0.3,
@@ -353,6 +354,7 @@ INFUSION_PRESETS: dict[str, InfusionConfig] = {
         sample_steps_per_interval=2, sample_steps_last_interval=5, sampler="ddim", ddim_eta=1.0,
         parametrization="edm", sigma_data=1.0, skip_sigma=0.05, loss_space="x0",
         roi=True, window_frames=24, window_overlap=8, keyframes="auto",
+        init_fill="coarse", start_timestep=300, coarse_scale=0.5, coarse_smooth=11,
     ),
 }
 DEFAULT_INFUSION_PRESET = "fast"
