@@ -178,11 +178,12 @@ class LevelSampler:
 
 
 def coarse_fill(video: np.ndarray, mask: np.ndarray, config: InfusionConfig, ctx: RunContext,
-                side: int) -> np.ndarray:
+                side: int, roi: Box) -> np.ndarray:
     """This method's own fill of the clip downsized to a longer side of ``side``, enlarged back.
 
-    Float32 ``(ctx.samples, T, H, W, 3)`` in [0, 1]. The run keeps its
-    checkpoints in ``<work_dir>/coarse`` and its result in
+    Float32 ``(ctx.samples, T, y1 - y0, x1 - x0, 3)`` in [0, 1]: the region
+    ``roi`` only, the part the full-size chain starts from. The run keeps
+    its checkpoints in ``<work_dir>/coarse`` and its result in
     ``<work_dir>/coarse.npy``, so that a resumed job does not redo it.
     """
     saved = ctx.work_dir / COARSE_RESULT if ctx.work_dir is not None else None
@@ -193,6 +194,8 @@ def coarse_fill(video: np.ndarray, mask: np.ndarray, config: InfusionConfig, ctx
     if sub.work_dir is not None:
         sub.work_dir.mkdir(parents=True, exist_ok=True)
     filled = fill_infusion(video, mask, replace(config, init_fill="noise", start_timestep=-1, max_side=side), sub)
+    y0, y1, x0, x1 = roi
+    filled = np.ascontiguousarray(filled[:, :, y0:y1, x0:x1])
     ctx.stats["coarse"] = sub.stats
     if saved is not None:
         tmp = saved.with_suffix(".tmp.npy")
@@ -219,21 +222,21 @@ def initial_fill(video: np.ndarray, mask: np.ndarray, config: InfusionConfig, ct
     """The fill sampling starts from (``config.init_fill``) over the region ``roi``.
 
     ``(1 or ctx.samples, 3, T, y1 - y0, x1 - x0)`` in [-1, 1], or None for
-    noise. ``coarse``: the result of :func:`coarse_fill` when ``init_fill``
-    is "coarse".
+    noise. ``coarse``: the result of :func:`coarse_fill` (already the
+    region) when ``init_fill`` is "coarse".
     """
     if config.init_fill == "noise":
         return None
+    y0, y1, x0, x1 = roi
+    box = (slice(None), slice(y0, y1), slice(x0, x1))
     if config.init_fill == "coarse":
         filled = moving_average(coarse, config.coarse_smooth)
     else:
         method = get_method(config.init_fill)
         with ctx.progress.bar(f"initial fill ({method.name})", total=1, unit="fill") as bar:
-            filled = method.load()(video, mask, method.resolve_config(), ctx)[:1]
+            filled = method.load()(video, mask, method.resolve_config(), ctx)[(slice(0, 1),) + box]
             bar.update()
-    y0, y1, x0, x1 = roi
-    box = (slice(None), slice(y0, y1), slice(x0, x1))
-    filled = np.where(mask[box][..., None], filled[(slice(None),) + box], video[box]).astype(np.float32)
+    filled = np.where(mask[box][..., None], filled, video[box]).astype(np.float32)
     return torch.from_numpy(np.ascontiguousarray(filled.transpose(0, 4, 1, 2, 3))).to(device) * 2.0 - 1.0
 
 
@@ -263,6 +266,10 @@ def fill_infusion(video: np.ndarray, mask: np.ndarray, config: InfusionConfig, c
                          f"(crop_hole_ratio={config.crop_hole_ratio})")
         config = replace(config, crop_size=crop)
     ctx.stats["train_crop"] = config.crop_size
+
+    roi: Box = plan_windows(msk, config.window_frames, config.window_overlap, config.max_window_voxels,
+                            config.roi_margin, size_multiple(config.levels), config.roi)[0]
+    y0, y1, x0, x1 = roi
     coarse = None
     if config.init_fill == "coarse":
         side = coarse_side(max(vid.shape[1:3]), hole, config.crop_size, config.coarse_scale)
@@ -270,14 +277,10 @@ def fill_infusion(video: np.ndarray, mask: np.ndarray, config: InfusionConfig, c
             ctx.progress.log(f"infusion: the hole ({hole} px) is wider than the training crops "
                              f"({config.crop_size} px): a coarse fill at {side} px first, then the full-size "
                              f"chain from it noised to t={config.top_timestep}")
-            coarse = coarse_fill(vid, msk, given, ctx, side)  # before seeding this run's network
+            coarse = coarse_fill(vid, msk, given, ctx, side, roi)  # before seeding this run's network
         else:
             config = replace(config, init_fill="noise", start_timestep=-1)
         ctx.stats["coarse_side"] = side
-
-    roi: Box = plan_windows(msk, config.window_frames, config.window_overlap, config.max_window_voxels,
-                            config.roi_margin, size_multiple(config.levels), config.roi)[0]
-    y0, y1, x0, x1 = roi
     region_voxels = msk.shape[0] * (y1 - y0) * (x1 - x0)
     scaled = config.scaled_budget(region_voxels)
     if scaled.steps_per_interval != config.steps_per_interval:
