@@ -72,6 +72,11 @@ class InfusionConfig:
         averages the coarse fill over that many frames first (centred;
         1: as it is), so that its frame-to-frame jumps do not survive into
         the full-size chain, which draws the motion again.
+        ``final_noise_corr`` correlates over time the fresh noise of the
+        steps of the least noisy interval (0: independent in every frame,
+        the paper; 1: the same in every frame): at low noise the network
+        passes part of its noisy input through, and independent noise there
+        is left in the fill as a flicker of fine grain.
         ``keyframes`` "on" samples keyframes first when the clip is longer
         than the network's temporal reach, "auto" does so when the hole
         itself lasts longer than that reach, "off" never; levels are
@@ -141,6 +146,7 @@ class InfusionConfig:
     start_timestep: int = -1
     coarse_scale: float = 0.5
     coarse_smooth: int = 1
+    final_noise_corr: float = 0.0
     keyframes: str = "off"
     keyframe_factor: int = 4
     # training data
@@ -204,6 +210,7 @@ class InfusionConfig:
              "at a smaller size)"),
             (0.0 < self.coarse_scale < 1.0, "coarse_scale must be in (0, 1)"),
             (self.coarse_smooth >= 1, "coarse_smooth must be >= 1 (1: no smoothing)"),
+            (0.0 <= self.final_noise_corr <= 1.0, "final_noise_corr must be in [0, 1] (0: independent noise)"),
             (self.keyframe_factor >= 2, "keyframe_factor must be >= 2"),
             (self.clip_frames >= 1, "clip_frames must be >= 1"),
             (self.batch_size >= 1, "batch_size must be >= 1"),
@@ -354,7 +361,7 @@ INFUSION_PRESETS: dict[str, InfusionConfig] = {
         sample_steps_per_interval=2, sample_steps_last_interval=5, sampler="ddim", ddim_eta=1.0,
         parametrization="edm", sigma_data=1.0, skip_sigma=0.05, loss_space="x0",
         roi=True, window_frames=24, window_overlap=8, keyframes="auto",
-        init_fill="coarse", start_timestep=300, coarse_scale=0.5, coarse_smooth=11,
+        init_fill="flow", start_timestep=300, final_noise_corr=0.9,
     ),
 }
 DEFAULT_INFUSION_PRESET = "fast"

@@ -166,6 +166,22 @@ def renoise(schedule: NoiseSchedule, x_s: torch.Tensor, s: int, t: int, noise: t
     return np.sqrt(a) * x_s + np.sqrt(1.0 - a) * noise
 
 
+def time_correlated_noise(independent: torch.Tensor, shared: torch.Tensor, corr: float) -> torch.Tensor:
+    """Unit-variance noise whose frames are correlated ``corr`` over time.
+
+    ``sqrt(corr) * shared + sqrt(1 - corr) * independent``: ``independent``
+    ``(S, C, T, h, w)`` and ``shared`` ``(S, C, 1, h, w)`` standard normal,
+    the latter repeated over the ``T`` frames. Each value stays N(0, 1);
+    two frames of a pixel have correlation ``corr`` (0: ``independent``
+    unchanged, 1: the same noise in every frame). ``corr`` in [0, 1].
+    """
+    if not 0.0 <= corr <= 1.0:
+        raise ValueError(f"need 0 <= corr <= 1; got {corr}")
+    if corr == 0.0:
+        return independent
+    return np.sqrt(corr) * shared.expand_as(independent) + np.sqrt(1.0 - corr) * independent
+
+
 def interval_bounds(num_timesteps: int, num_intervals: int, top: Optional[int] = None) -> list[tuple[int, int]]:
     """Inclusive ``(low, high)`` timestep ranges of the intervals, noisiest first.
 

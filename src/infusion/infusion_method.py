@@ -122,6 +122,9 @@ class LevelSampler:
         self.level: Optional[int] = None
         self.sampler: Optional[Sampler] = None
         self.windows_per_level = [self._windows(p) for p in passes]
+        # the least noisy interval (0 .. high): its steps draw time-correlated noise
+        self.last_interval_end = interval_bounds(config.num_timesteps, config.num_intervals,
+                                                 config.top_timestep)[-1][1] + 1
 
     def _level_mask(self, p: SamplingPass) -> torch.Tensor:
         m = self.mask[:, :, torch.from_numpy(p.frames)].clone()
@@ -145,7 +148,8 @@ class LevelSampler:
                                    seed=self.seed + 7919 * level, method=self.config.sampler,
                                    eta=self.config.ddim_eta, precision=self.precision,
                                    init=None if self.init is None else self.init[:, :, torch.from_numpy(p.frames)],
-                                   start=self.config.top_timestep)
+                                   start=self.config.top_timestep, noise_corr=self.config.final_noise_corr,
+                                   corr_below=self.last_interval_end)
             self.level = level
         return self.sampler
 

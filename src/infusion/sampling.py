@@ -20,7 +20,7 @@ from typing import Optional
 import numpy as np
 import torch
 
-from .diffusion import NoiseSchedule, ddim_step, ddpm_step, renoise
+from .diffusion import NoiseSchedule, ddim_step, ddpm_step, renoise, time_correlated_noise
 from .roi import Window
 from .unet3d import autocast
 
@@ -46,12 +46,20 @@ class Sampler:
         An initial fill ``(1 or samples, 3, T, h, w)`` in [-1, 1] and the
         timestep it is noised to (the first move must start there);
         default pure noise.
+    noise_corr, corr_below : optional
+        The fresh noise of every reverse step that lands below timestep
+        ``corr_below`` is correlated ``noise_corr`` over time
+        (:func:`~infusion.diffusion.time_correlated_noise`): the grain the
+        least noisy steps leave in the fill is then nearly the same in
+        every frame instead of a flicker. Default 0: independent noise.
     """
 
     def __init__(self, video: torch.Tensor, mask: torch.Tensor, windows: list[Window], schedule: NoiseSchedule,
                  samples: int, seed: int, method: str = "ddpm", eta: float = 1.0, precision: str = "fp32",
-                 init: Optional[torch.Tensor] = None, start: Optional[int] = None):
+                 init: Optional[torch.Tensor] = None, start: Optional[int] = None,
+                 noise_corr: float = 0.0, corr_below: int = 0):
         self.mask = mask
+        self.noise_corr, self.corr_below = noise_corr, corr_below
         self.known = video * (1.0 - mask)
         self.windows = windows
         self.schedule = schedule
@@ -94,6 +102,9 @@ class Sampler:
         """Advance every sample from timestep ``t`` to ``s < t`` (``s = -1``: the end)."""
         x0 = self.predict_x0(model, self.x, t)
         noise = self._noise(self.x.shape) if s >= 0 else None
+        if noise is not None and s < self.corr_below and self.noise_corr > 0.0:
+            shared = self._noise(self.x.shape[:2] + (1,) + tuple(self.x.shape[3:]))
+            noise = time_correlated_noise(noise, shared, self.noise_corr)
         if self.method == "ddim":
             self.x = ddim_step(self.schedule, x0, self.x, t, s, noise, self.eta)
         else:
