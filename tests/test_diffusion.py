@@ -7,11 +7,13 @@ import pytest
 import torch
 
 from infusion.config import InfusionConfig
+from infusion.errors import InputError
 from infusion.diffusion import (NoiseSchedule, ddim_step, ddpm_step, edm_coefficients, interval_bounds,
                                 interval_timesteps, resample_moves,
-                                posterior_coefficients, q_sample, renoise, sampling_plan)
-from infusion.roi import (coarse_side, grow_box, hole_extent, plan_windows, temporal_windows, training_crop_side,
-                          window_weights)
+                                posterior_coefficients, q_sample, renoise, sampling_plan, time_correlated_noise)
+from infusion.roi import (Window, coarse_side, grow_box, hole_extent, plan_windows, temporal_windows,
+                          training_crop_side, window_weights)
+from infusion.sampling import Sampler
 from infusion.train_masks import random_masks, trajectory
 from infusion.infusion_method import plan_stages
 from infusion.unet3d import Conv3x3x3, UNet3D, count_parameters, forward_flops, timestep_embedding
@@ -386,3 +388,60 @@ def test_denoiser_parametrizations_and_loss_region():
     masked = leakage_safe_batch(video, test, train, "masked")
     assert torch.equal(known.weight, 1 - test)
     assert torch.equal(masked.weight, (1 - test) * train)
+
+
+def test_time_correlated_noise_closed_form():
+    """``sqrt(c) shared + sqrt(1 - c) independent``: unit variance, frames correlated ``c``."""
+    gen = torch.Generator().manual_seed(0)
+    indep = torch.randn((2, 3, 4, 64, 64), generator=gen)
+    shared = torch.randn((2, 3, 1, 64, 64), generator=gen)
+    assert time_correlated_noise(indep, shared, 0.0) is indep
+    same = time_correlated_noise(indep, shared, 1.0)
+    assert torch.equal(same, shared.expand_as(indep))
+    mixed = time_correlated_noise(indep, shared, 0.81)
+    assert torch.allclose(mixed, 0.9 * shared + np.sqrt(0.19) * indep)
+    big = time_correlated_noise(torch.randn((1, 1, 2, 400, 400), generator=gen),
+                                torch.randn((1, 1, 1, 400, 400), generator=gen), 0.6)
+    assert abs(float(big.var()) - 1.0) < 0.01
+    corr = float((big[0, 0, 0] * big[0, 0, 1]).mean() / big.var())
+    assert abs(corr - 0.6) < 0.01  # 160 000 pairs: standard error ~0.002
+    with pytest.raises(ValueError, match="corr"):
+        time_correlated_noise(indep, shared, 1.5)
+    with pytest.raises(InputError, match="final_noise_corr must be in"):
+        InfusionConfig(final_noise_corr=-0.1)
+
+
+class _Zero(torch.nn.Module):
+    """A network whose clean estimate is 0 everywhere."""
+
+    def forward(self, cond, x_t, mask, t):
+        return torch.zeros_like(x_t)
+
+
+@pytest.mark.parametrize("corr", [0.0, 1.0])
+def test_sampler_correlates_the_noise_of_the_least_noisy_steps_only(corr):
+    """With a zero clean estimate a DDIM step is ``c x_t + sigma z``: the fresh
+    noise ``z`` is the same in every frame for the steps below ``corr_below``
+    when ``noise_corr`` is 1, and independent above it (or with 0)."""
+    sched = NoiseSchedule.linear(100)
+    t, h, w = 5, 8, 8
+    video = torch.zeros((1, 3, t, h, w))
+    mask = torch.ones((1, 1, t, h, w))
+    win = [Window(0, t, (0, h, 0, w), np.ones(t, np.float32))]
+    plain = Sampler(video, mask, win, sched, samples=1, seed=3, method="ddim", eta=1.0)
+    samp = Sampler(video, mask, win, sched, samples=1, seed=3, method="ddim", eta=1.0,
+                   noise_corr=corr, corr_below=20)
+    assert torch.equal(samp.x, plain.x)  # the starting noise is independent per frame
+    for step_from, step_to in ((60, 30), (30, 10)):
+        before = samp.x.clone()
+        samp.step(_Zero(), step_from, step_to)
+        plain.step(_Zero(), step_from, step_to)
+        zero = torch.zeros_like(before)
+        z = samp.x - ddim_step(sched, zero, before, step_from, step_to, zero, eta=1.0)
+        frames_differ = float((z[:, :, 1:] - z[:, :, :-1]).abs().max())
+        if step_to < 20 and corr == 1.0:
+            assert frames_differ < 1e-5
+        else:
+            assert frames_differ > 0.1
+            if corr == 0.0:
+                assert torch.equal(samp.x, plain.x)  # no correlation: the same draws as before

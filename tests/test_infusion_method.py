@@ -300,3 +300,48 @@ def test_training_budget_follows_the_sampling_region_and_the_interval_split():
     assert fill(video, mask, budget_voxels=768).stats["train_steps"] == 3 * 8  # 2x the reference region
     assert fill(video, mask, budget_voxels=100, budget_max_scale=1.5).stats["train_steps"] == 3 * 6  # capped
     assert fill(video, mask, budget_ratio=4.0, steps_per_interval=6).stats["train_steps"] == 18
+
+
+def test_initial_fill_in_pieces_of_bounded_size(monkeypatch):
+    """Another method's starting fill runs over pieces of whole frames of at most
+    ``max_voxels``, blended over their overlaps: for a per-frame method (Telea)
+    the blend equals the one-piece fill; a clip that fits is one piece."""
+    import infusion.infusion_method as im
+    from infusion.methods import RunContext
+
+    rng = np.random.default_rng(0)
+    video = rng.random((40, 16, 16, 3)).astype(np.float32)
+    mask = np.zeros((40, 16, 16), bool)
+    mask[:, 4:10, 5:11] = True
+    real = im.get_method("telea")
+    lengths = []
+
+    class Counting:
+        name = real.name
+
+        @staticmethod
+        def resolve_config():
+            return real.resolve_config()
+
+        @staticmethod
+        def load():
+            def run_piece(v, m, cfg, ctx):
+                lengths.append(len(v))
+                return real.load()(v, m, cfg, ctx)
+            return run_piece
+
+    monkeypatch.setattr(im, "get_method", lambda name: Counting)
+    ctx = RunContext(seed=0)
+    whole = im.chunked_fill(video, mask, "telea", ctx, (0, 16, 0, 16))
+    assert lengths == [40]
+    region = im.chunked_fill(video, mask, "telea", ctx, (2, 14, 3, 13))
+    assert np.array_equal(region, whole[:, 2:14, 3:13])
+    lengths.clear()
+    pieces = im.chunked_fill(video, mask, "telea", ctx, (0, 16, 0, 16), max_voxels=10 * 16 * 16, overlap=4)
+    assert len(lengths) == 6 and max(lengths) == 10  # ceil((40 - 4) / (10 - 4)) pieces of 10 frames
+    assert np.abs(pieces - whole).max() < 1e-6
+    assert not np.array_equal(pieces[mask], video[mask])  # the hole is filled, not passed through
+    lengths.clear()
+    mask[12:30] = True  # a piece would see nothing known: one piece instead
+    im.chunked_fill(video, mask, "telea", ctx, (0, 16, 0, 16), max_voxels=10 * 16 * 16, overlap=4)
+    assert lengths == [40]

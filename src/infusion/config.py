@@ -353,6 +353,18 @@ INFUSION_PRESETS: dict[str, InfusionConfig] = {
     # or 600 kept less of the coarse layout: standard 0.184 and 0.189,
     # long-fountain 0.47 at 600 (medium, half size: 0.273 at 450, 0.223 at
     # 600, 3 of 6 better; all seed 0, no average).
+    # Starting from the ``flow`` fill instead (noised to t = 300) was
+    # better still: standard 0.184 -> 0.157 (15 of 16 runs better than the
+    # coarse start, seeds 0 and 1), tiny 0.061 -> 0.043 (seed 0, 6 of 10),
+    # medium level (0.232 -> 0.236), long-fountain 0.271 -> 0.252, and
+    # faster (no half-size run; flow takes seconds). A start at t = 200
+    # kept more of flow's frozen look: standard 0.180, motion_ratio 1.57.
+    # But the tiny clips' fills flickered (motion_ratio 1.18 -> 1.41: the
+    # smooth ocean at 3.0, its fine grain changing in every frame): the
+    # least noisy interval's fresh noise correlated 0.9 over time
+    # (``final_noise_corr``) brought tiny to 1.26 and standard from 1.23
+    # to 1.09 at the same lpips_hole (tiny 0.0431 -> 0.0430, standard
+    # 0.1574 -> 0.1584). See the README for the figures of this preset.
     "fast": InfusionConfig(
         width=16, precision="auto", batch_size=2, crop_size=32, clip_frames=8,
         num_intervals=10, steps_per_interval=50, interval_mix=0.3,

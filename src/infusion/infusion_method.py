@@ -37,13 +37,19 @@ from .denoiser import Denoiser
 from .diffusion import NoiseSchedule, interval_bounds, sampling_plan
 from .keyframes import SamplingPass, keyframe_strides, longest_occlusion, sampling_passes
 from .methods import RunContext, get_method
-from .roi import Box, coarse_side, hole_extent, plan_windows, training_crop_side
+from .roi import Box, coarse_side, hole_extent, plan_windows, temporal_windows, training_crop_side, window_weights
 from .sampling import Sampler
 from .training import Trainer
 from .unet3d import UNet3D, count_parameters, forward_flops, size_multiple, temporal_reach
 
 CHECKPOINT_EVERY_S = 300.0
 COARSE_RESULT = "coarse.npy"
+# Another method's starting fill is computed over pieces of at most this many
+# voxels (whole frames), overlapping by INIT_OVERLAP frames and blended
+# linearly: classical fills (flow) keep about 200 bytes per voxel, so a
+# 1000-frame 240x432 clip in one piece would need about 20 GB.
+INIT_MAX_VOXELS = 12_000_000
+INIT_OVERLAP = 16
 
 
 @dataclass(frozen=True)
@@ -221,6 +227,38 @@ def moving_average(frames: np.ndarray, size: int) -> np.ndarray:
     return uniform_filter1d(frames, size=size, axis=1, mode="nearest").astype(np.float32)
 
 
+def chunked_fill(video: np.ndarray, mask: np.ndarray, name: str, ctx: RunContext, roi: Box,
+                 max_voxels: int = INIT_MAX_VOXELS, overlap: int = INIT_OVERLAP) -> np.ndarray:
+    """Method ``name``'s fill of ``video`` over the region ``roi``, in pieces of bounded memory.
+
+    ``video`` float32 ``(T, H, W, 3)`` in [0, 1], ``mask`` bool ``(T, H, W)``.
+    The clip is cut into runs of whole frames of at most ``max_voxels``
+    voxels (at least ``overlap + 1`` frames) overlapping by ``overlap``
+    frames (:func:`~infusion.roi.temporal_windows`); each is filled on its
+    own and the results are blended linearly over the overlaps. A clip
+    that fits, or one with a piece where nothing is known, is filled in one
+    piece, exactly as the method fills it.
+    Returns float32 ``(T, y1 - y0, x1 - x0, 3)``: the first sample.
+    """
+    method = get_method(name)
+    frames = len(video)
+    per_piece = max(overlap + 1, max_voxels // (video.shape[1] * video.shape[2]))
+    spans = temporal_windows(frames, per_piece, overlap)
+    if any(mask[a:b].all() for a, b in spans):  # a piece with nothing known: fill the clip at once
+        spans = [(0, frames)]
+    weights = window_weights(spans, frames)
+    y0, y1, x0, x1 = roi
+    out = np.zeros((frames, y1 - y0, x1 - x0, 3), np.float32)
+    with ctx.progress.bar(f"initial fill ({method.name})", total=len(spans), unit="piece") as bar:
+        for (a, b), w in zip(spans, weights):
+            piece = method.load()(video[a:b], mask[a:b], method.resolve_config(), ctx)[0, :, y0:y1, x0:x1]
+            bar.update()
+            if len(spans) == 1:
+                return piece.astype(np.float32)
+            out[a:b] += w[:, None, None, None].astype(np.float32) * piece
+    return out
+
+
 def initial_fill(video: np.ndarray, mask: np.ndarray, config: InfusionConfig, ctx: RunContext,
                  device: torch.device, roi: Box, coarse: Optional[np.ndarray] = None) -> Optional[torch.Tensor]:
     """The fill sampling starts from (``config.init_fill``) over the region ``roi``.
@@ -236,10 +274,7 @@ def initial_fill(video: np.ndarray, mask: np.ndarray, config: InfusionConfig, ct
     if config.init_fill == "coarse":
         filled = moving_average(coarse, config.coarse_smooth)
     else:
-        method = get_method(config.init_fill)
-        with ctx.progress.bar(f"initial fill ({method.name})", total=1, unit="fill") as bar:
-            filled = method.load()(video, mask, method.resolve_config(), ctx)[(slice(0, 1),) + box]
-            bar.update()
+        filled = chunked_fill(video, mask, config.init_fill, ctx, roi)[None]
     filled = np.where(mask[box][..., None], filled, video[box]).astype(np.float32)
     return torch.from_numpy(np.ascontiguousarray(filled.transpose(0, 4, 1, 2, 3))).to(device) * 2.0 - 1.0
 
