@@ -46,8 +46,9 @@ CHECKPOINT_EVERY_S = 300.0
 COARSE_RESULT = "coarse.npy"
 # Another method's starting fill is computed over pieces of at most this many
 # voxels (whole frames), overlapping by INIT_OVERLAP frames and blended
-# linearly: classical fills (flow) keep about 200 bytes per voxel, so a
-# 1000-frame 240x432 clip in one piece would need about 20 GB.
+# linearly. The flow fill peaks at about 250 bytes per voxel (one 115 x 240x432
+# piece: 2.98 GB resident; 300 frames in three pieces: 3.40 GB), so a
+# 1000-frame 240x432 clip in one piece would need about 25 GB.
 INIT_MAX_VOXELS = 12_000_000
 INIT_OVERLAP = 16
 
