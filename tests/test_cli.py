@@ -13,7 +13,7 @@ from infusion.video_io import load_video, save_video
 
 TINY_SETTINGS = ["--set", "width=8", "--set", "levels=2", "--set", "num_intervals=2", "--set",
                  "steps_per_interval=2", "--set", "sample_steps_per_interval=1", "--set", "num_timesteps=50",
-                 "--set", "start_timestep=25"]  # the fast preset's coarse start (300) within 50 steps
+                 "--set", "start_timestep=25"]  # the fast preset starts at t=300: within 50 steps
 
 
 @pytest.fixture
