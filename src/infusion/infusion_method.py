@@ -121,17 +121,15 @@ class LevelSampler:
 
     def __init__(self, video: torch.Tensor, mask: torch.Tensor, passes: list[SamplingPass], config: InfusionConfig,
                  schedule: NoiseSchedule, samples: int, seed: int, precision: str, multiple: int,
-                 init: Optional[torch.Tensor] = None):
+                 init: Optional[torch.Tensor] = None, corr_below: int = 0):
         self.mask, self.passes, self.config, self.init = mask, passes, config, init
+        self.corr_below = corr_below  # steps landing below it draw time-correlated noise (final_noise_corr)
         self.schedule, self.samples, self.seed, self.precision = schedule, samples, seed, precision
         self.multiple = multiple
         self.canvas = video.expand(samples, *video.shape[1:]).clone() if len(passes) > 1 else video
         self.level: Optional[int] = None
         self.sampler: Optional[Sampler] = None
         self.windows_per_level = [self._windows(p) for p in passes]
-        # the least noisy interval (0 .. high): its steps draw time-correlated noise
-        self.last_interval_end = interval_bounds(config.num_timesteps, config.num_intervals,
-                                                 config.top_timestep)[-1][1] + 1
 
     def _level_mask(self, p: SamplingPass) -> torch.Tensor:
         m = self.mask[:, :, torch.from_numpy(p.frames)].clone()
@@ -156,7 +154,7 @@ class LevelSampler:
                                    eta=self.config.ddim_eta, precision=self.precision,
                                    init=None if self.init is None else self.init[:, :, torch.from_numpy(p.frames)],
                                    start=self.config.top_timestep, noise_corr=self.config.final_noise_corr,
-                                   corr_below=self.last_interval_end)
+                                   corr_below=self.corr_below)
             self.level = level
         return self.sampler
 
@@ -247,16 +245,14 @@ def chunked_fill(video: np.ndarray, mask: np.ndarray, name: str, ctx: RunContext
     spans = temporal_windows(frames, per_piece, overlap)
     if any(mask[a:b].all() for a, b in spans):  # a piece with nothing known: fill the clip at once
         spans = [(0, frames)]
-    weights = window_weights(spans, frames)
+    fill, settings = method.load(), method.resolve_config()
     y0, y1, x0, x1 = roi
     out = np.zeros((frames, y1 - y0, x1 - x0, 3), np.float32)
     with ctx.progress.bar(f"initial fill ({method.name})", total=len(spans), unit="piece") as bar:
-        for (a, b), w in zip(spans, weights):
-            piece = method.load()(video[a:b], mask[a:b], method.resolve_config(), ctx)[0, :, y0:y1, x0:x1]
+        for (a, b), w in zip(spans, window_weights(spans, frames)):
+            piece = fill(video[a:b], mask[a:b], settings, ctx)[0, :, y0:y1, x0:x1]
+            out[a:b] += w[:, None, None, None].astype(np.float32) * piece  # weights 1 for a single piece
             bar.update()
-            if len(spans) == 1:
-                return piece.astype(np.float32)
-            out[a:b] += w[:, None, None, None].astype(np.float32) * piece
     return out
 
 
@@ -343,13 +339,14 @@ def fill_infusion(video: np.ndarray, mask: np.ndarray, config: InfusionConfig, c
                       keyframe_factor=config.keyframe_factor)
 
     init = initial_fill(vid, msk, config, ctx, device, roi, coarse)
-    levels = LevelSampler(v[..., y0:y1, x0:x1], m[..., y0:y1, x0:x1], passes, config, schedule, ctx.samples,
-                          seed=ctx.seed + 1_000_003, precision=trainer.precision, multiple=model.multiple, init=init)
     top = config.top_timestep
+    bounds = interval_bounds(config.num_timesteps, config.num_intervals, top)
+    levels = LevelSampler(v[..., y0:y1, x0:x1], m[..., y0:y1, x0:x1], passes, config, schedule, ctx.samples,
+                          seed=ctx.seed + 1_000_003, precision=trainer.precision, multiple=model.multiple, init=init,
+                          corr_below=bounds[-1][1] + 1)  # the least noisy interval is 0 .. bounds[-1][1]
     plan = sampling_plan(config.num_timesteps, config.num_intervals, config.sample_steps_per_interval,
                          config.resample_jump, config.resample_count, top,
                          config.sample_steps_last_interval or None)
-    bounds = interval_bounds(config.num_timesteps, config.num_intervals, top)
     stages = plan_stages(config, plan, len(passes))
     interleaved = stages[1].kind == "sample" if len(stages) > 1 else True
     snapshots: list[dict] = []
