@@ -198,6 +198,29 @@ def test_flow_static_hole_in_static_video_is_one_fill_copied_to_every_frame():
     assert np.abs(out - out[:1]).max() < 1e-6  # the same fill in every frame ("frozen")
 
 
+def test_flow_reports_which_pixels_it_copied_from_observations():
+    """``observed``: the hole pixels linked to a pixel seen in another frame (the
+    first propagation round), not those filled from a keyframe filled in space."""
+    from infusion.baselines.flow import flow_inpaint, fill_flow
+    from infusion.config import FlowConfig
+    from infusion.methods import RunContext
+
+    v = _translating_texture()
+    m = np.zeros(v.shape[:3], bool)
+    for t in range(v.shape[0]):  # every hidden pixel is seen in another frame
+        m[t, 14:34, 40 - 2 * t:54 - 2 * t] = True
+    _, observed, info = flow_inpaint(v, m, FlowConfig())
+    assert np.array_equal(observed, m) and info["keyframes"] == 0
+    still = np.repeat(_translating_texture(T=1), 6, axis=0)
+    hole = np.zeros(still.shape[:3], bool)
+    hole[:, 10:30, 20:40] = True  # never seen: filled, but nothing observed
+    filled, observed, info = flow_inpaint(still, hole, FlowConfig())
+    assert info["keyframes"] == 1 and not observed.any()
+    ctx = RunContext()
+    fill_flow(v, m, FlowConfig(), ctx)
+    assert np.array_equal(ctx.observed, m)
+
+
 # --------------------------------------------------------------------------
 # every method: contract of the registry
 # --------------------------------------------------------------------------

@@ -445,3 +445,53 @@ def test_sampler_correlates_the_noise_of_the_least_noisy_steps_only(corr):
             assert frames_differ > 0.1
             if corr == 0.0:
                 assert torch.equal(samp.x, plain.x)  # no correlation: the same draws as before
+
+
+def test_sampler_holds_the_given_pixels_at_the_initial_fill_down_to_a_timestep():
+    """``hold``: with a zero network the clean estimate is the initial fill at
+    the held pixels while the step starts at ``hold_to`` or above, 0
+    elsewhere in the hole, the known pixels outside; below ``hold_to`` it is
+    0."""
+    sched = NoiseSchedule.linear(100)
+    t, h, w = 4, 6, 6
+    gen = torch.Generator().manual_seed(0)
+    video = torch.rand((1, 3, t, h, w), generator=gen) * 2 - 1
+    init = torch.rand((1, 3, t, h, w), generator=gen) * 2 - 1
+    mask = torch.zeros((1, 1, t, h, w))
+    mask[..., 1:5, 1:5] = 1.0
+    hold = torch.zeros((1, 1, t, h, w), dtype=torch.bool)
+    hold[..., 1:3, 1:5] = True
+    win = [Window(0, t, (0, h, 0, w), np.ones(t, np.float32))]
+    samp = Sampler(video, mask, win, sched, samples=2, seed=0, method="ddpm", init=init, start=60,
+                   hold=hold, hold_to=30)
+    free = mask.bool() & ~hold
+    samp.step(_Zero(), 60, 30)
+    x0 = samp.x0_hat
+    assert x0.shape == (2, 3, t, h, w)
+    assert torch.equal(x0[hold.expand_as(x0)], init.expand_as(x0)[hold.expand_as(x0)])
+    assert (x0[free.expand_as(x0)] == 0).all()
+    assert torch.equal(x0[~mask.bool().expand_as(x0)], video.expand_as(x0)[~mask.bool().expand_as(x0)])
+    samp.step(_Zero(), 29, 10)  # below hold_to: the network's estimate
+    assert (samp.x0_hat[mask.bool().expand_as(x0)] == 0).all()
+    with pytest.raises(ValueError, match="hold needs an init"):
+        Sampler(video, mask, win, sched, samples=1, seed=0, hold=hold)
+
+    class Counting(_Zero):
+        calls = 0
+
+        def forward(self, cond, x_t, mask, t):
+            Counting.calls += 1
+            return super().forward(cond, x_t, mask, t)
+
+    # a hold over the whole hole: the network is not even run above hold_to, with the same result
+    whole = Sampler(video, mask, win, sched, samples=2, seed=0, method="ddpm", init=init, start=60,
+                    hold=mask.bool(), hold_to=30)
+    partial_net = Sampler(video, mask, win, sched, samples=2, seed=0, method="ddpm", init=init, start=60,
+                          hold=mask.bool() & ~hold.roll(1, dims=2), hold_to=30)
+    whole.step(Counting(), 60, 30)
+    assert Counting.calls == 0
+    assert torch.equal(whole.x0_hat, torch.where(mask.bool(), init, video).expand(2, -1, -1, -1, -1))
+    partial_net.step(Counting(), 60, 30)
+    assert Counting.calls == 2  # one call per sample and window
+    whole.step(Counting(), 29, 10)
+    assert Counting.calls == 4 and (whole.x0_hat[mask.bool().expand_as(x0)] == 0).all()

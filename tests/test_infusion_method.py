@@ -327,21 +327,67 @@ def test_initial_fill_in_pieces_of_bounded_size(monkeypatch):
         def load():
             def run_piece(v, m, cfg, ctx):
                 lengths.append(len(v))
+                if observing:  # as flow does: every hole pixel but those of the piece's first frame
+                    ctx.observed = m.copy()
+                    ctx.observed[0] = False
                 return real.load()(v, m, cfg, ctx)
             return run_piece
 
+    observing = False
     monkeypatch.setattr(im, "get_method", lambda name: Counting)
     ctx = RunContext(seed=0)
-    whole = im.chunked_fill(video, mask, "telea", ctx, (0, 16, 0, 16))
+    whole, seen = im.chunked_fill(video, mask, "telea", ctx, (0, 16, 0, 16))
     assert lengths == [40]
-    region = im.chunked_fill(video, mask, "telea", ctx, (2, 14, 3, 13))
+    assert seen.shape == mask.shape and not seen.any()  # Telea copies nothing from observations
+    region, _ = im.chunked_fill(video, mask, "telea", ctx, (2, 14, 3, 13))
     assert np.array_equal(region, whole[:, 2:14, 3:13])
     lengths.clear()
-    pieces = im.chunked_fill(video, mask, "telea", ctx, (0, 16, 0, 16), max_voxels=10 * 16 * 16, overlap=4)
+    observing = True
+    pieces, seen = im.chunked_fill(video, mask, "telea", ctx, (0, 16, 0, 16), max_voxels=10 * 16 * 16, overlap=4)
     assert len(lengths) == 6 and max(lengths) == 10  # ceil((40 - 4) / (10 - 4)) pieces of 10 frames
     assert np.abs(pieces - whole).max() < 1e-6
+    # observed only where every piece covering the pixel observed it: not on the pieces' first frames
+    starts = [0, 6, 12, 18, 24, 30]
+    assert np.array_equal(seen, mask & ~np.isin(np.arange(40), starts)[:, None, None])
+    assert ctx.observed is None  # not left behind for the caller
+    observing = False
     assert not np.array_equal(pieces[mask], video[mask])  # the hole is filled, not passed through
     lengths.clear()
     mask[12:30] = True  # a piece would see nothing known: one piece instead
     im.chunked_fill(video, mask, "telea", ctx, (0, 16, 0, 16), max_voxels=10 * 16 * 16, overlap=4)
     assert lengths == [40]
+
+
+def test_held_flow_pixels_end_as_the_flow_fill(monkeypatch):
+    """``init_hold_t``: the pixels the flow fill copied from observations are the
+    clean estimate of every step starting at ``init_hold_t`` or above. At 0
+    they end exactly as the flow fill, at every keyframe level; the pixels flow did not observe, and a run without the
+    hold, are redrawn."""
+    from tests.test_baselines import _translating_texture
+
+    v = _translating_texture(T=24, H=24, W=64, speed=1)
+    mask = np.zeros(v.shape[:3], bool)
+    # The content moves right by 1 px a frame under a still hole 56 px wide:
+    # what lies at column c of frame t is seen in another frame only if
+    # c <= t + 3 (before) or c >= t + 37 (after).
+    mask[:, 8:16, 4:60] = True
+    video = (v * 255).round().astype(np.uint8)
+    flow = run(video, mask, method="flow")
+    kw = dict(init_fill="flow", start_timestep=50, keyframes="on", window_frames=8, window_overlap=2)
+    held = fill(video, mask, init_hold_t=0, **kw)
+    free = fill(video, mask, **kw)
+    assert held.stats["sampling_levels"] > 1
+    observed = held.stats["init_observed"]
+    assert 0.3 < observed < 0.6  # 23 of 56 columns in most frames
+    import infusion.baselines.flow as F
+    from infusion.config import FlowConfig
+
+    _, seen, _ = F.flow_inpaint(v.astype(np.float32), mask, FlowConfig())
+    assert seen.sum() / mask.sum() == pytest.approx(observed, abs=1e-4)
+    diff_held = np.abs(held.video.astype(int) - flow.video.astype(int))
+    diff_free = np.abs(free.video.astype(int) - flow.video.astype(int))
+    assert diff_held[seen].max() <= 1  # the flow value, up to rounding to 8 bits
+    assert diff_held[mask & ~seen].mean() > 2  # the rest is drawn by the network
+    assert diff_free[seen].mean() > 2
+    with pytest.raises(InputError, match="init_hold_t .* needs init_fill=flow"):
+        InfusionConfig(init_hold_t=30)

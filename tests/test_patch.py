@@ -60,6 +60,7 @@ def test_translation_recovered():
     out, ctx = _fill(video, mask)
     assert _psnr_hole(out, video, mask) > 35
     assert ctx.stats["patch_levels"] >= 1 and ctx.stats["patch_history"]
+    assert np.array_equal(ctx.observed, mask)  # every hole pixel rebuilt from known patches
 
 
 def test_periodic_texture_recovered():

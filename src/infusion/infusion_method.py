@@ -121,8 +121,9 @@ class LevelSampler:
 
     def __init__(self, video: torch.Tensor, mask: torch.Tensor, passes: list[SamplingPass], config: InfusionConfig,
                  schedule: NoiseSchedule, samples: int, seed: int, precision: str, multiple: int,
-                 init: Optional[torch.Tensor] = None, corr_below: int = 0):
+                 init: Optional[torch.Tensor] = None, corr_below: int = 0, hold: Optional[torch.Tensor] = None):
         self.mask, self.passes, self.config, self.init = mask, passes, config, init
+        self.hold = hold  # pixels kept at ``init`` down to config.init_hold_t (bool, shaped like mask)
         self.corr_below = corr_below  # steps landing below it draw time-correlated noise (final_noise_corr)
         self.schedule, self.samples, self.seed, self.precision = schedule, samples, seed, precision
         self.multiple = multiple
@@ -148,13 +149,17 @@ class LevelSampler:
             if self.sampler is not None:
                 self.finish()
             p = self.passes[level]
-            self.sampler = Sampler(self.canvas[:, :, torch.from_numpy(p.frames)], self._level_mask(p),
+            frames = torch.from_numpy(p.frames)
+            mask = self._level_mask(p)
+            self.sampler = Sampler(self.canvas[:, :, frames], mask,
                                    self.windows_per_level[level], self.schedule, self.samples,
                                    seed=self.seed + 7919 * level, method=self.config.sampler,
                                    eta=self.config.ddim_eta, precision=self.precision,
-                                   init=None if self.init is None else self.init[:, :, torch.from_numpy(p.frames)],
+                                   init=None if self.init is None else self.init[:, :, frames],
                                    start=self.config.top_timestep, noise_corr=self.config.final_noise_corr,
-                                   corr_below=self.corr_below)
+                                   corr_below=self.corr_below,
+                                   hold=None if self.hold is None else self.hold[:, :, frames] & (mask > 0.5),
+                                   hold_to=self.config.init_hold_t)
             self.level = level
         return self.sampler
 
@@ -227,7 +232,7 @@ def moving_average(frames: np.ndarray, size: int) -> np.ndarray:
 
 
 def chunked_fill(video: np.ndarray, mask: np.ndarray, name: str, ctx: RunContext, roi: Box,
-                 max_voxels: int = INIT_MAX_VOXELS, overlap: int = INIT_OVERLAP) -> np.ndarray:
+                 max_voxels: int = INIT_MAX_VOXELS, overlap: int = INIT_OVERLAP) -> tuple[np.ndarray, np.ndarray]:
     """Method ``name``'s fill of ``video`` over the region ``roi``, in pieces of bounded memory.
 
     ``video`` float32 ``(T, H, W, 3)`` in [0, 1], ``mask`` bool ``(T, H, W)``.
@@ -237,7 +242,11 @@ def chunked_fill(video: np.ndarray, mask: np.ndarray, name: str, ctx: RunContext
     own and the results are blended linearly over the overlaps. A clip
     that fits, or one with a piece where nothing is known, is filled in one
     piece, exactly as the method fills it.
-    Returns float32 ``(T, y1 - y0, x1 - x0, 3)``: the first sample.
+    Returns ``(fill, observed)`` over the region: float32
+    ``(T, y1 - y0, x1 - x0, 3)``, the first sample, and bool
+    ``(T, y1 - y0, x1 - x0)``, the pixels the method filled from
+    observations (``RunContext.observed``) in every piece that covers them
+    (all False for a method that does not report them).
     """
     method = get_method(name)
     frames = len(video)
@@ -248,32 +257,46 @@ def chunked_fill(video: np.ndarray, mask: np.ndarray, name: str, ctx: RunContext
     fill, settings = method.load(), method.resolve_config()
     y0, y1, x0, x1 = roi
     out = np.zeros((frames, y1 - y0, x1 - x0, 3), np.float32)
+    seen = np.zeros(out.shape[:3], np.float32)  # weight of the pieces that observed each pixel
     with ctx.progress.bar(f"initial fill ({method.name})", total=len(spans), unit="piece") as bar:
         for (a, b), w in zip(spans, window_weights(spans, frames)):
+            ctx.observed = None
             piece = fill(video[a:b], mask[a:b], settings, ctx)[0, :, y0:y1, x0:x1]
-            out[a:b] += w[:, None, None, None].astype(np.float32) * piece  # weights 1 for a single piece
+            w = w[:, None, None].astype(np.float32)  # weights 1 for a single piece
+            out[a:b] += w[..., None] * piece
+            if ctx.observed is not None:
+                seen[a:b] += w * ctx.observed[:, y0:y1, x0:x1]
             bar.update()
-    return out
+    ctx.observed = None
+    return out, seen > 1.0 - 1e-6  # the weights of a frame sum to 1
 
 
 def initial_fill(video: np.ndarray, mask: np.ndarray, config: InfusionConfig, ctx: RunContext,
-                 device: torch.device, roi: Box, coarse: Optional[np.ndarray] = None) -> Optional[torch.Tensor]:
+                 device: torch.device, roi: Box, coarse: Optional[np.ndarray] = None
+                 ) -> tuple[Optional[torch.Tensor], Optional[torch.Tensor]]:
     """The fill sampling starts from (``config.init_fill``) over the region ``roi``.
 
-    ``(1 or ctx.samples, 3, T, y1 - y0, x1 - x0)`` in [-1, 1], or None for
-    noise. ``coarse``: the result of :func:`coarse_fill` (already the
-    region) when ``init_fill`` is "coarse".
+    Returns ``(init, observed)``: ``init`` ``(1 or ctx.samples, 3, T,
+    y1 - y0, x1 - x0)`` in [-1, 1], or None for noise; ``observed`` bool
+    ``(1, 1, T, y1 - y0, x1 - x0)``, the hole pixels the fill copied from
+    observations (see :func:`chunked_fill`), or None for the "coarse" and
+    "noise" starts. ``coarse``: the result of :func:`coarse_fill` (already
+    the region) when ``init_fill`` is "coarse".
     """
     if config.init_fill == "noise":
-        return None
+        return None, None
     y0, y1, x0, x1 = roi
     box = (slice(None), slice(y0, y1), slice(x0, x1))
+    observed = None
     if config.init_fill == "coarse":
         filled = moving_average(coarse, config.coarse_smooth)
     else:
-        filled = chunked_fill(video, mask, config.init_fill, ctx, roi)[None]
+        filled, seen = chunked_fill(video, mask, config.init_fill, ctx, roi)
+        filled = filled[None]
+        observed = torch.from_numpy(seen & mask[box])[None, None].to(device)
     filled = np.where(mask[box][..., None], filled, video[box]).astype(np.float32)
-    return torch.from_numpy(np.ascontiguousarray(filled.transpose(0, 4, 1, 2, 3))).to(device) * 2.0 - 1.0
+    init = torch.from_numpy(np.ascontiguousarray(filled.transpose(0, 4, 1, 2, 3))).to(device) * 2.0 - 1.0
+    return init, observed
 
 
 def fill_infusion(video: np.ndarray, mask: np.ndarray, config: InfusionConfig, ctx: RunContext) -> np.ndarray:
@@ -338,12 +361,15 @@ def fill_infusion(video: np.ndarray, mask: np.ndarray, config: InfusionConfig, c
     trainer = Trainer(denoiser, v, m, schedule, config, ctx.seed, strides=tuple(strides),
                       keyframe_factor=config.keyframe_factor)
 
-    init = initial_fill(vid, msk, config, ctx, device, roi, coarse)
+    init, observed = initial_fill(vid, msk, config, ctx, device, roi, coarse)
+    if observed is not None:
+        ctx.stats["init_observed"] = round(float(observed.sum()) / max(1.0, float(m[..., y0:y1, x0:x1].sum())), 4)
     top = config.top_timestep
     bounds = interval_bounds(config.num_timesteps, config.num_intervals, top)
     levels = LevelSampler(v[..., y0:y1, x0:x1], m[..., y0:y1, x0:x1], passes, config, schedule, ctx.samples,
                           seed=ctx.seed + 1_000_003, precision=trainer.precision, multiple=model.multiple, init=init,
-                          corr_below=bounds[-1][1] + 1)  # the least noisy interval is 0 .. bounds[-1][1]
+                          corr_below=bounds[-1][1] + 1,  # the least noisy interval is 0 .. bounds[-1][1]
+                          hold=observed if config.init_hold_t >= 0 else None)
     plan = sampling_plan(config.num_timesteps, config.num_intervals, config.sample_steps_per_interval,
                          config.resample_jump, config.resample_count, top,
                          config.sample_steps_last_interval or None)

@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
 
+import numpy as np
+
 from . import config as C
 from .errors import InputError
 from .progress import Progress
@@ -39,6 +41,11 @@ class RunContext:
     resume: bool = False
     # Filled by methods: figures worth reporting (e.g. training seconds).
     stats: dict = field(default_factory=dict)
+    # Set by methods whose fill copies known pixels: bool ``(T, H, W)``, True
+    # at the hole pixels so filled (``flow``: those it traced to the same
+    # content seen in another frame; ``patch``: every hole pixel, rebuilt
+    # from known patches); None for the others.
+    observed: Optional[np.ndarray] = None
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,8 @@ region of interest and advances it one reverse step at a time:
 
 1. ``x0_hat = clip(f(y, x_t, M, t), -1, 1)``, computed window by window and
    blended where windows overlap;
-2. ``x0_hat = M * x0_hat + (1 - M) * V`` — the known pixels re-projected;
+2. ``x0_hat = M * x0_hat + (1 - M) * V`` — the known pixels re-projected
+   (and, optionally, the held pixels of the initial fill, see ``hold``);
 3. ``x_s`` drawn from the posterior (DDPM) or by a DDIM step.
 
 The last ``x0_hat`` is the result. Known pixels of the region are the
@@ -52,13 +53,26 @@ class Sampler:
         (:func:`~infusion.diffusion.time_correlated_noise`): the grain the
         least noisy steps leave in the fill is then nearly the same in
         every frame instead of a flicker. Default 0: independent noise.
+    hold, hold_to : optional
+        Bool ``(1, 1, T, h, w)``, a part of ``mask``: pixels whose clean
+        estimate is ``init`` in every step that starts at timestep
+        ``hold_to`` or above (the network's below). For a start copied
+        from observations of the same content in other frames, which the
+        noisier steps would otherwise redraw less sharp.
     """
 
     def __init__(self, video: torch.Tensor, mask: torch.Tensor, windows: list[Window], schedule: NoiseSchedule,
                  samples: int, seed: int, method: str = "ddpm", eta: float = 1.0, precision: str = "fp32",
                  init: Optional[torch.Tensor] = None, start: Optional[int] = None,
-                 noise_corr: float = 0.0, corr_below: int = 0):
+                 noise_corr: float = 0.0, corr_below: int = 0,
+                 hold: Optional[torch.Tensor] = None, hold_to: int = 0):
+        if hold is not None and init is None:
+            raise ValueError("hold needs an init")
         self.mask = mask
+        self.hold, self.hold_to = hold, hold_to
+        # a hold over the whole hole leaves nothing for the network to estimate above hold_to
+        self.hold_covers = hold is not None and bool(torch.equal(hold.expand_as(mask), mask > 0.5))
+        self.init = init
         self.noise_corr, self.corr_below = noise_corr, corr_below
         self.known = video * (1.0 - mask)
         self.windows = windows
@@ -100,7 +114,11 @@ class Sampler:
 
     def step(self, model: torch.nn.Module, t: int, s: int) -> None:
         """Advance every sample from timestep ``t`` to ``s < t`` (``s = -1``: the end)."""
-        x0 = self.predict_x0(model, self.x, t)
+        if self.hold is not None and t >= self.hold_to:
+            x0 = self.known if self.hold_covers else self.predict_x0(model, self.x, t)
+            x0 = torch.where(self.hold, self.init, x0).expand_as(self.x).contiguous()
+        else:
+            x0 = self.predict_x0(model, self.x, t)
         noise = self._noise(self.x.shape) if s >= 0 else None
         if noise is not None and s < self.corr_below and self.noise_corr > 0.0:
             shared = self._noise(self.x.shape[:2] + (1,) + tuple(self.x.shape[3:]))

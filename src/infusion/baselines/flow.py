@@ -297,11 +297,14 @@ def propagate(frames: np.ndarray, todo: np.ndarray, ok: np.ndarray, fwd: np.ndar
 
 
 def flow_inpaint(video: np.ndarray, mask: np.ndarray, config: FlowConfig,
-                 progress: Progress | None = None) -> tuple[np.ndarray, dict]:
+                 progress: Progress | None = None) -> tuple[np.ndarray, np.ndarray, dict]:
     """Flow-guided inpainting; see the module docstring.
 
     ``video``: float32 ``(T, H, W, 3)`` in [0, 1] (what lies under the mask is
-    not read); ``mask``: bool ``(T, H, W)``. Returns ``(filled, info)``.
+    not read); ``mask``: bool ``(T, H, W)``. Returns ``(filled, observed,
+    info)``: ``observed`` bool ``(T, H, W)`` marks the hole pixels of the
+    first propagation round, those a chain linked to a pixel actually seen
+    in another frame (not to a keyframe filled in space).
     """
     import time
 
@@ -328,12 +331,15 @@ def flow_inpaint(video: np.ndarray, mask: np.ndarray, config: FlowConfig,
     ok = ~mask
     todo = mask.copy()
     propagated = keyframes = 0
+    observed = np.zeros_like(mask)
     t1 = time.perf_counter()
     with progress.bar("flow: propagation", total=int(todo.sum()), unit="px") as bar:
         for round_ in range(config.max_keyframes + 1):
             if T >= 2:
                 found = propagate(out, todo, ok, fwd, bwd, config.consistency_px, config.combine)
                 nfound = int(found.sum())
+                if round_ == 0:
+                    observed = found
                 propagated += nfound
                 todo &= ~found
                 ok |= found
@@ -368,7 +374,7 @@ def flow_inpaint(video: np.ndarray, mask: np.ndarray, config: FlowConfig,
     info.update(propagated=propagated, keyframes=keyframes, spatial=spatial,
                 propagation_seconds=round(time.perf_counter() - t1, 3),
                 seconds=round(time.perf_counter() - t0, 3))
-    return out, info
+    return out, observed, info
 
 
 def fill_flow(video: np.ndarray, mask: np.ndarray, config: FlowConfig, ctx: RunContext) -> np.ndarray:
@@ -376,9 +382,10 @@ def fill_flow(video: np.ndarray, mask: np.ndarray, config: FlowConfig, ctx: RunC
 
     ``video``: float32 ``(T, H, W, 3)`` in [0, 1]; ``mask``: bool ``(T, H, W)``,
     True = fill. Returns float32 ``(1, T, H, W, 3)`` in [0, 1]; known pixels
-    are returned as given. Deterministic.
+    are returned as given. Deterministic. Sets ``ctx.observed`` (see
+    :func:`flow_inpaint`).
     """
     video, mask = check_inputs(video, mask, "flow")
-    filled, info = flow_inpaint(video, mask, config, ctx.progress)
+    filled, ctx.observed, info = flow_inpaint(video, mask, config, ctx.progress)
     ctx.stats.update({f"flow_{k}": v for k, v in info.items()})
     return as_samples(filled)

@@ -332,11 +332,13 @@ def fill_patch(video: np.ndarray, mask: np.ndarray, config: PatchConfig, ctx: Ru
     """Inpaint ``video`` where ``mask`` is True; returns float32 ``(1, T, H, W, 3)``.
 
     See the module docstring for the algorithm and :class:`PatchConfig` for
-    the settings. Deterministic given ``ctx.seed``.
+    the settings. Deterministic given ``ctx.seed``. Sets ``ctx.observed``
+    to the whole hole: every hole pixel is rebuilt from known patches.
     """
     from . import patchmatch as K
 
     video, mask = check_inputs(video, mask, "patch")
+    ctx.observed = mask.copy()
     if not mask.any():
         return video[None]
     log = ctx.progress.log
