@@ -391,3 +391,20 @@ def test_held_flow_pixels_end_as_the_flow_fill(monkeypatch):
     assert diff_free[seen].mean() > 2
     with pytest.raises(InputError, match="init_hold_t .* needs init_fill=flow"):
         InfusionConfig(init_hold_t=30)
+
+
+def test_patch_start_held_to_zero_is_the_patch_fill_and_runs_no_network():
+    """``patch`` reports every hole pixel as copied from known ones: held down to
+    t = 0 the result is the patch fill and sampling never runs the network;
+    held down to t = 17 it runs in 2 of the 6 reverse steps (50, 34 | 33, 17 |
+    16, 0), a third of the unheld run's work."""
+    video, mask = texture(t=8, h=24, w=24)
+    patch = run(video, mask, method="patch")
+    kw = dict(init_fill="patch", start_timestep=50)
+    held = fill(video, mask, init_hold_t=0, **kw)
+    assert held.stats["init_observed"] == 1.0 and held.stats["sample_gflop"] == 0
+    assert np.abs(held.video.astype(int) - patch.video.astype(int)).max() <= 1
+    free = fill(video, mask, **kw)
+    part = fill(video, mask, init_hold_t=17, **kw)
+    assert free.stats["sample_gflop"] > 0
+    assert part.stats["sample_gflop"] == pytest.approx(free.stats["sample_gflop"] / 3, rel=1e-3)

@@ -222,7 +222,7 @@ class InfusionConfig:
             (self.init_hold_t >= -1, "init_hold_t must be -1 (off) or a timestep >= 0"),
             (self.init_hold_t < 0 or self.init_fill in ("flow", "patch"),
              "init_hold_t holds the pixels the initial fill copied from known ones: it needs init_fill=flow "
-             "or patch"),
+             "or patch (init_hold_t=-1: off)"),
             (self.keyframe_factor >= 2, "keyframe_factor must be >= 2"),
             (self.clip_frames >= 1, "clip_frames must be >= 1"),
             (self.batch_size >= 1, "batch_size must be >= 1"),

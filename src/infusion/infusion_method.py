@@ -244,9 +244,9 @@ def chunked_fill(video: np.ndarray, mask: np.ndarray, name: str, ctx: RunContext
     piece, exactly as the method fills it.
     Returns ``(fill, observed)`` over the region: float32
     ``(T, y1 - y0, x1 - x0, 3)``, the first sample, and bool
-    ``(T, y1 - y0, x1 - x0)``, the pixels the method filled from
-    observations (``RunContext.observed``) in every piece that covers them
-    (all False for a method that does not report them).
+    ``(T, y1 - y0, x1 - x0)``, the pixels the method copied from known
+    ones (``RunContext.observed``) in every piece that covers them (all
+    False for a method that does not report them).
     """
     method = get_method(name)
     frames = len(video)
@@ -279,7 +279,7 @@ def initial_fill(video: np.ndarray, mask: np.ndarray, config: InfusionConfig, ct
     Returns ``(init, observed)``: ``init`` ``(1 or ctx.samples, 3, T,
     y1 - y0, x1 - x0)`` in [-1, 1], or None for noise; ``observed`` bool
     ``(1, 1, T, y1 - y0, x1 - x0)``, the hole pixels the fill copied from
-    observations (see :func:`chunked_fill`), or None for the "coarse" and
+    known ones (see :func:`chunked_fill`), or None for the "coarse" and
     "noise" starts. ``coarse``: the result of :func:`coarse_fill` (already
     the region) when ``init_fill`` is "coarse".
     """
@@ -379,7 +379,9 @@ def fill_infusion(video: np.ndarray, mask: np.ndarray, config: InfusionConfig, c
 
     ckpt_path = ctx.work_dir / CHECKPOINT_NAME if ctx.work_dir is not None else None
     position = (0, 0)
-    stats = {"train_s": 0.0, "sample_s": 0.0, "losses": []}
+    stats = {"train_s": 0.0, "sample_s": 0.0, "losses": [], "sample_flops": 0}
+    level_flops = [ctx.samples * sum(forward_flops(model, w.t1 - w.t0, w.box[1] - w.box[0], w.box[3] - w.box[2])
+                                     for w in level) for level in levels.windows_per_level]
     if ckpt_path is not None and ctx.resume:
         state = load_checkpoint(ckpt_path)
         if state is not None:
@@ -387,7 +389,7 @@ def fill_infusion(video: np.ndarray, mask: np.ndarray, config: InfusionConfig, c
             levels.load_state_dict(state["levels"])
             snapshots = state["snapshots"]
             position = tuple(state["position"])
-            stats = state["stats"]
+            stats = {"sample_flops": 0, **state["stats"]}
             at = stages[min(position[0], len(stages) - 1)]
             ctx.progress.log(f"infusion: resuming at stage {position[0] + 1}/{len(stages)} "
                              f"({at.kind} interval {at.interval + 1}), step {position[1]}")
@@ -430,6 +432,7 @@ def fill_infusion(video: np.ndarray, mask: np.ndarray, config: InfusionConfig, c
                     else:
                         t, s = plan[stage.interval][done]
                         sampler.move(denoiser, t, s)
+                        stats["sample_flops"] += level_flops[stage.level] if sampler.ran_network else 0
                         stats["sample_s"] += time.perf_counter() - t0
                         bar.update(1, t=t)
                     done += 1
@@ -447,8 +450,7 @@ def fill_infusion(video: np.ndarray, mask: np.ndarray, config: InfusionConfig, c
 
     train_shape = (min(config.clip_frames, vid.shape[0]), min(config.crop_size or vid.shape[1], vid.shape[1]),
                    min(config.crop_size or vid.shape[2], vid.shape[2]))
-    reverse_steps = sum(1 for mv in plan for t, s in mv if s < t)
-    ctx.stats.update(_report(config, model, stats, levels, ctx.samples, reverse_steps, train_shape))
+    ctx.stats.update(_report(config, model, stats, levels, train_shape))
     result = levels.result()
     full = np.broadcast_to(vid, (ctx.samples,) + vid.shape).copy()
     full[:, :, y0:y1, x0:x1] = result
@@ -457,9 +459,13 @@ def fill_infusion(video: np.ndarray, mask: np.ndarray, config: InfusionConfig, c
     return full
 
 
-def _report(config: InfusionConfig, model: UNet3D, stats: dict, levels: LevelSampler, samples: int,
-            reverse_steps: int, train_shape: tuple[int, int, int]) -> dict:
-    """Figures worth saving with the result: times, losses, achieved GFLOP/s."""
+def _report(config: InfusionConfig, model: UNet3D, stats: dict, levels: LevelSampler,
+            train_shape: tuple[int, int, int]) -> dict:
+    """Figures worth saving with the result: times, losses, achieved GFLOP/s.
+
+    ``stats["sample_flops"]``: the network's work in the sampling steps that ran it
+    (reported in GFLOP as ``sample_gflop``).
+    """
     losses = stats["losses"]
     out = {
         "train_s": round(stats["train_s"], 2),
@@ -469,11 +475,9 @@ def _report(config: InfusionConfig, model: UNet3D, stats: dict, levels: LevelSam
         "parameters": count_parameters(model),
         "sampling_levels": len(levels.passes),
     }
-    windows = [w for level in levels.windows_per_level for w in level]
-    sample_flops = sum(forward_flops(model, w.t1 - w.t0, w.box[1] - w.box[0], w.box[3] - w.box[2]) for w in windows)
-    sample_flops *= samples * reverse_steps
+    out["sample_gflop"] = round(stats["sample_flops"] / 1e9, 6)
     if stats["sample_s"] > 0:
-        out["sample_gflops"] = round(sample_flops / stats["sample_s"] / 1e9, 1)
+        out["sample_gflops"] = round(stats["sample_flops"] / stats["sample_s"] / 1e9, 1)
     if losses and stats["train_s"] > 0:
         # forward + backward ~ 3 forward passes
         train_flops = 3 * forward_flops(model, *train_shape) * config.batch_size * len(losses)

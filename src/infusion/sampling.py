@@ -56,9 +56,11 @@ class Sampler:
     hold, hold_to : optional
         Bool ``(1, 1, T, h, w)``, a part of ``mask``: pixels whose clean
         estimate is ``init`` in every step that starts at timestep
-        ``hold_to`` or above (the network's below). For a start copied
-        from observations of the same content in other frames, which the
-        noisier steps would otherwise redraw less sharp.
+        ``hold_to`` or above (the network's below; when they are the
+        whole hole the network is not run in those steps). For a start
+        copied from known pixels (the same content seen in another frame,
+        or known patches), which the noisier steps would otherwise redraw
+        less sharp.
     """
 
     def __init__(self, video: torch.Tensor, mask: torch.Tensor, windows: list[Window], schedule: NoiseSchedule,
@@ -86,6 +88,7 @@ class Sampler:
             self.x = np.sqrt(ab) * init.expand(shape) + np.sqrt(1.0 - ab) * self.x
         self.x0_hat: Optional[torch.Tensor] = None
         self.steps_done = 0
+        self.ran_network = False  # whether the last move ran the network (for the FLOP count)
 
     @property
     def device(self) -> torch.device:
@@ -114,11 +117,11 @@ class Sampler:
 
     def step(self, model: torch.nn.Module, t: int, s: int) -> None:
         """Advance every sample from timestep ``t`` to ``s < t`` (``s = -1``: the end)."""
-        if self.hold is not None and t >= self.hold_to:
-            x0 = self.known if self.hold_covers else self.predict_x0(model, self.x, t)
+        held = self.hold is not None and t >= self.hold_to
+        self.ran_network = not (held and self.hold_covers)
+        x0 = self.predict_x0(model, self.x, t) if self.ran_network else self.known
+        if held:
             x0 = torch.where(self.hold, self.init, x0).expand_as(self.x).contiguous()
-        else:
-            x0 = self.predict_x0(model, self.x, t)
         noise = self._noise(self.x.shape) if s >= 0 else None
         if noise is not None and s < self.corr_below and self.noise_corr > 0.0:
             shared = self._noise(self.x.shape[:2] + (1,) + tuple(self.x.shape[3:]))
@@ -133,6 +136,7 @@ class Sampler:
     def jump_back(self, s: int, t: int) -> None:
         """Re-noise the state from timestep ``s`` up to ``t > s`` (RePaint resampling)."""
         self.x = renoise(self.schedule, self.x, s, t, self._noise(self.x.shape))
+        self.ran_network = False
         self.steps_done += 1
 
     def move(self, model: torch.nn.Module, t: int, s: int) -> None:
