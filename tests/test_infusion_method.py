@@ -361,9 +361,9 @@ def test_initial_fill_in_pieces_of_bounded_size(monkeypatch):
 def test_held_flow_pixels_end_as_the_flow_fill(monkeypatch):
     """``init_hold_t``: the pixels the flow fill copied from observations are the
     clean estimate of every step starting at ``init_hold_t`` or above. At 0
-    they end exactly as the flow fill, at every keyframe level; the pixels flow did not observe, and a run without the
-    hold, are redrawn."""
-    from tests.test_baselines import _translating_texture
+    they end exactly as the flow fill, at every keyframe level; the pixels
+    flow did not observe, and a run without the hold, are redrawn."""
+    from test_baselines import _translating_texture  # pytest puts tests/ on sys.path (no __init__.py)
 
     v = _translating_texture(T=24, H=24, W=64, speed=1)
     mask = np.zeros(v.shape[:3], bool)
