@@ -77,13 +77,15 @@ class InfusionConfig:
         the paper; 1: the same in every frame): at low noise the network
         passes part of its noisy input through, and independent noise there
         is left in the fill as a flicker of fine grain.
-        ``init_hold_t`` >= 0 (with ``init_fill`` "flow") keeps the pixels
-        that the flow fill copied from observations of the same content in
-        other frames (its first propagation round, see
-        :func:`infusion.baselines.flow.flow_inpaint`) as the clean estimate
-        of every step that starts at that timestep or above; the network
-        redraws them only in the steps below it (0: never). -1: off, every
-        pixel is redrawn from ``start_timestep``.
+        ``init_hold_t`` >= 0 (with ``init_fill`` "flow" or "patch") keeps
+        the hole pixels that the starting fill copied from known ones as the
+        clean estimate of every step that starts at that timestep or above;
+        the network redraws them only in the steps below it (0: never). For
+        "flow" these are the pixels traced to the same content seen in
+        another frame (its first propagation round, see
+        :func:`infusion.baselines.flow.flow_inpaint`), for "patch" the whole
+        hole (then the network is not run in those steps at all). -1: off,
+        every pixel is redrawn from ``start_timestep``.
         ``keyframes`` "on" samples keyframes first when the clip is longer
         than the network's temporal reach, "auto" does so when the hole
         itself lasts longer than that reach, "off" never; levels are
