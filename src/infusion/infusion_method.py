@@ -296,7 +296,8 @@ def initial_fill(video: np.ndarray, mask: np.ndarray, config: InfusionConfig, ct
         filled = filled[None]
         observed = torch.from_numpy(seen & mask[box])[None, None].to(device)
     filled = np.where(mask[box][..., None], filled, video[box]).astype(np.float32)
-    init = torch.from_numpy(np.ascontiguousarray(filled.transpose(0, 4, 1, 2, 3))).to(device) * 2.0 - 1.0
+    # in place: the array is this function's own copy, and a clip-sized temporary less
+    init = torch.from_numpy(np.ascontiguousarray(filled.transpose(0, 4, 1, 2, 3))).to(device).mul_(2.0).sub_(1.0)
     return init, observed
 
 

@@ -89,6 +89,7 @@ class Sampler:
         self.x0_hat: Optional[torch.Tensor] = None
         self.steps_done = 0
         self.ran_network = False  # whether the last move ran the network (for the FLOP count)
+        self._held_x0: Optional[torch.Tensor] = None  # see _held_estimate
 
     @property
     def device(self) -> torch.device:
@@ -119,9 +120,12 @@ class Sampler:
         """Advance every sample from timestep ``t`` to ``s < t`` (``s = -1``: the end)."""
         held = self.hold is not None and t >= self.hold_to
         self.ran_network = not (held and self.hold_covers)
-        x0 = self.predict_x0(model, self.x, t) if self.ran_network else self.known
-        if held:
-            x0 = torch.where(self.hold, self.init, x0).expand_as(self.x).contiguous()
+        if not self.ran_network:
+            x0 = self._held_estimate()
+        else:
+            x0 = self.predict_x0(model, self.x, t)
+            if held:
+                x0 = torch.where(self.hold, self.init, x0).expand_as(self.x).contiguous()
         noise = self._noise(self.x.shape) if s >= 0 else None
         if noise is not None and s < self.corr_below and self.noise_corr > 0.0:
             shared = self._noise(self.x.shape[:2] + (1,) + tuple(self.x.shape[3:]))
@@ -132,6 +136,14 @@ class Sampler:
             self.x = ddpm_step(self.schedule, x0, self.x, t, s, noise)
         self.x0_hat = x0
         self.steps_done += 1
+
+    def _held_estimate(self) -> torch.Tensor:
+        """The clean estimate of a step whose hold covers the whole hole: the
+        init in the hole, the known pixels elsewhere. The same in every such
+        step, so it is built once (steps only read it)."""
+        if self._held_x0 is None:
+            self._held_x0 = torch.where(self.hold, self.init, self.known).expand_as(self.x).contiguous()
+        return self._held_x0
 
     def jump_back(self, s: int, t: int) -> None:
         """Re-noise the state from timestep ``s`` up to ``t > s`` (RePaint resampling)."""
