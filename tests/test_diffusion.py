@@ -13,7 +13,8 @@ from infusion.diffusion import (NoiseSchedule, ddim_step, ddpm_step, edm_coeffic
                                 posterior_coefficients, q_sample, renoise, sampling_plan, time_correlated_noise)
 from infusion.roi import (Window, coarse_side, grow_box, hole_extent, plan_windows, temporal_windows,
                           training_crop_side, window_weights)
-from infusion.sampling import Sampler
+from infusion import sampling
+from infusion.sampling import Sampler, by_frames, erased, to_unit_frames
 from infusion.train_masks import random_masks, trajectory
 from infusion.infusion_method import plan_stages
 from infusion.unet3d import Conv3x3x3, UNet3D, count_parameters, forward_flops, timestep_embedding
@@ -495,3 +496,38 @@ def test_sampler_holds_the_given_pixels_at_the_initial_fill_down_to_a_timestep()
     assert Counting.calls == 2  # one call per sample and window
     whole.step(Counting(), 29, 10)
     assert Counting.calls == 4 and (whole.x0_hat[mask.bool().expand_as(x0)] == 0).all()
+
+
+def test_frame_chunks_give_the_whole_clip_operation_bit_for_bit(monkeypatch):
+    """``by_frames`` (a DDIM step, a ``where`` with broadcast operands, a
+    one-frame operand passed whole) and ``to_unit_frames`` equal the
+    whole-tensor operations exactly, in chunks of 2 frames, and may write
+    into an operand."""
+    monkeypatch.setattr(sampling, "CHUNK_VALUES", 2 * (2 * 3 * 5 * 7))  # 2 frames of (2, 3, T, 5, 7) per chunk
+    sched = NoiseSchedule.linear(100)
+    gen = torch.Generator().manual_seed(0)
+    x0, x, noise = (torch.randn((2, 3, 9, 5, 7), generator=gen) for _ in range(3))
+    shared = torch.randn((2, 3, 1, 5, 7), generator=gen)
+    whole = ddim_step(sched, x0, x, 50, 20, time_correlated_noise(noise, shared, 0.5), eta=1.0)
+    out = x.clone()
+    by_frames(lambda a, b, n, sh: ddim_step(sched, a, b, 50, 20, time_correlated_noise(n, sh, 0.5), eta=1.0),
+              out, x0, out, noise, shared)
+    assert torch.equal(out, whole)
+    hold = torch.rand((1, 1, 9, 5, 7), generator=gen) < 0.5
+    init = torch.randn((1, 3, 9, 5, 7), generator=gen)
+    expected = torch.where(hold, init, x0)
+    by_frames(torch.where, x0, hold, init, x0)
+    assert torch.equal(x0, expected)
+    frames = to_unit_frames(x0)
+    assert frames.shape == (2, 9, 5, 7, 3) and frames.dtype == np.float32
+    assert np.array_equal(frames, ((x0.permute(0, 2, 3, 4, 1).numpy() + 1.0) * 0.5).clip(0.0, 1.0))
+
+
+def test_erased_reuses_a_video_whose_hidden_pixels_are_zero():
+    video = torch.rand((1, 3, 6, 4, 4)) * 2 - 1
+    mask = torch.zeros((1, 1, 6, 4, 4))
+    mask[:, :, 2:5, 1:3, 1:3] = 1.0
+    known = erased(video, mask)
+    assert known is not video and torch.equal(known, video * (1.0 - mask))
+    assert (known[mask.bool().expand_as(known)] == 0).all()
+    assert erased(known, mask) is known

@@ -69,13 +69,16 @@ TINY = dict(width=8, levels=2, time_channels=8, num_timesteps=60, num_intervals=
             sample_steps_per_interval=2, clip_frames=4, crop_size=0, lr=1e-3, keyframes="on", keyframe_factor=3)
 
 
-def test_keyframe_run_is_exact_outside_the_hole_and_resumable(tmp_path):
+@pytest.mark.parametrize("samples", [1, 2])
+def test_keyframe_run_is_exact_outside_the_hole_and_resumable(tmp_path, samples):
+    """With one sample the levels are written into the run's own video (no
+    copy of it); a resume rebuilds that video and puts them back."""
     rng = np.random.default_rng(0)
     video = rng.integers(0, 256, (40, 16, 16, 3), dtype=np.uint8)
     mask = np.zeros((40, 16, 16), bool)
     mask[:, 4:10, 5:12] = True
     cfg = InfusionConfig(**TINY)  # levels(2) -> reach 17 -> strides [3, 1]
-    ref = run(video, mask, method="infusion", config=cfg, seed=1, samples=2)
+    ref = run(video, mask, method="infusion", config=cfg, seed=1, samples=samples)
     assert ref.stats["sampling_levels"] == 2
     assert all(np.array_equal(s[~mask], video[~mask]) for s in ref.samples)
 
@@ -88,8 +91,8 @@ def test_keyframe_run_is_exact_outside_the_hole_and_resumable(tmp_path):
                 raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        run(video, mask, method="infusion", config=cfg, seed=1, samples=2, work_dir=tmp_path / "w",
+        run(video, mask, method="infusion", config=cfg, seed=1, samples=samples, work_dir=tmp_path / "w",
             progress=stop_in_second_level)
-    resumed = run(video, mask, method="infusion", config=cfg, seed=1, samples=2, work_dir=tmp_path / "w",
+    resumed = run(video, mask, method="infusion", config=cfg, seed=1, samples=samples, work_dir=tmp_path / "w",
                   resume=True)
     assert np.array_equal(resumed.samples, ref.samples)

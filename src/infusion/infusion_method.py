@@ -38,7 +38,7 @@ from .diffusion import NoiseSchedule, interval_bounds, sampling_plan
 from .keyframes import SamplingPass, keyframe_strides, longest_occlusion, sampling_passes
 from .methods import RunContext, get_method
 from .roi import Box, coarse_side, hole_extent, plan_windows, temporal_windows, training_crop_side, window_weights
-from .sampling import Sampler
+from .sampling import Sampler, to_unit_frames
 from .training import Trainer
 from .unet3d import UNet3D, count_parameters, forward_flops, size_multiple, temporal_reach
 
@@ -118,6 +118,11 @@ class LevelSampler:
     sample: the known pixels, and the fill of every finished level. A
     level's sampler works on the level's frames, with the frames filled by
     coarser levels given as known.
+
+    With one sample the canvas is ``video`` itself, filled in place (a
+    clip-sized copy less): the run must be done with ``video`` for anything
+    else, as it is once every interval is trained (keyframe-first sampling
+    trains them all before sampling).
     """
 
     def __init__(self, video: torch.Tensor, mask: torch.Tensor, passes: list[SamplingPass], config: InfusionConfig,
@@ -128,13 +133,13 @@ class LevelSampler:
         self.corr_below = corr_below  # steps landing below it draw time-correlated noise (final_noise_corr)
         self.schedule, self.samples, self.seed, self.precision = schedule, samples, seed, precision
         self.multiple = multiple
-        self.canvas = video.expand(samples, *video.shape[1:]).clone() if len(passes) > 1 else video
+        self.canvas = video.expand(samples, *video.shape[1:]).clone() if len(passes) > 1 and samples > 1 else video
         self.level: Optional[int] = None
         self.sampler: Optional[Sampler] = None
         self.windows_per_level = [self._windows(p) for p in passes]
 
     def _level_mask(self, p: SamplingPass) -> torch.Tensor:
-        m = self.mask[:, :, torch.from_numpy(p.frames)].clone()
+        m = self.mask[:, :, p.index].clone()
         m[:, :, torch.from_numpy(p.known)] = 0.0
         return m
 
@@ -150,7 +155,7 @@ class LevelSampler:
             if self.sampler is not None:
                 self.finish()
             p = self.passes[level]
-            frames = torch.from_numpy(p.frames)
+            frames = p.index  # views of the canvas and the start fill, not copies
             mask = self._level_mask(p)
             self.sampler = Sampler(self.canvas[:, :, frames], mask,
                                    self.windows_per_level[level], self.schedule, self.samples,
@@ -168,15 +173,14 @@ class LevelSampler:
         """Write the current level's fill into the canvas."""
         if self.sampler is None or len(self.passes) == 1:
             return
-        frames = torch.from_numpy(self.passes[self.level].frames)
-        self.canvas[:, :, frames] = self.sampler.x0_hat
+        self.canvas[:, :, self.passes[self.level].index] = self.sampler.x0_hat
 
     def result(self) -> np.ndarray:
         """float32 ``(S, T, h, w, 3)`` in [0, 1]."""
         if len(self.passes) == 1:
             return self.sampler.result()
         self.finish()
-        return ((self.canvas.permute(0, 2, 3, 4, 1).float().cpu().numpy() + 1.0) * 0.5).clip(0.0, 1.0)
+        return to_unit_frames(self.canvas)
 
     def state_dict(self) -> dict:
         return {"level": -1 if self.level is None else self.level,
@@ -185,7 +189,7 @@ class LevelSampler:
 
     def load_state_dict(self, state: dict) -> None:
         if state["canvas"] is not None:
-            self.canvas = state["canvas"].to(self.canvas.device)
+            self.canvas.copy_(state["canvas"])
         if state["level"] >= 0:
             self.level = None
             self.sampler = None
@@ -295,10 +299,12 @@ def initial_fill(video: np.ndarray, mask: np.ndarray, config: InfusionConfig, ct
         filled, seen = chunked_fill(video, mask, config.init_fill, ctx, roi)
         filled = filled[None]
         observed = torch.from_numpy(seen & mask[box])[None, None].to(device)
-    filled = np.where(mask[box][..., None], filled, video[box]).astype(np.float32)
-    # in place: the array is this function's own copy, and a clip-sized temporary less
-    init = torch.from_numpy(np.ascontiguousarray(filled.transpose(0, 4, 1, 2, 3))).to(device).mul_(2.0).sub_(1.0)
-    return init, observed
+    # frame by frame into the channels-first layout: no clip-sized temporaries
+    init = torch.empty((filled.shape[0], 3) + filled.shape[1:4], dtype=torch.float32)
+    for f in range(filled.shape[1]):
+        frame = np.where(mask[box][f, :, :, None], filled[:, f], video[box][f]).astype(np.float32)
+        init[:, :, f] = torch.from_numpy(frame.transpose(0, 3, 1, 2))
+    return init.to(device).mul_(2.0).sub_(1.0), observed
 
 
 def fill_infusion(video: np.ndarray, mask: np.ndarray, config: InfusionConfig, ctx: RunContext) -> np.ndarray:
@@ -454,6 +460,8 @@ def fill_infusion(video: np.ndarray, mask: np.ndarray, config: InfusionConfig, c
                    min(config.crop_size or vid.shape[2], vid.shape[2]))
     ctx.stats.update(_report(config, model, stats, levels, train_shape))
     result = levels.result()
+    # the clip-sized tensors of the run, freed before the output is made
+    sampler = levels = trainer = init = observed = v = m = hidden = None
     full = np.broadcast_to(vid, (ctx.samples,) + vid.shape).copy()
     full[:, :, y0:y1, x0:x1] = result
     if resized:

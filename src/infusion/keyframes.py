@@ -53,11 +53,18 @@ def keyframe_strides(frames: int, reach: int, factor: int) -> list[int]:
 
 @dataclass(frozen=True)
 class SamplingPass:
-    """One level: the clip's ``frames`` (indices) to sample, and which of
-    them (``known``, bool per frame) were filled by coarser levels."""
+    """One level: the clip's ``frames`` (indices, every ``stride``-th from
+    0) to sample, and which of them (``known``, bool per frame) were filled
+    by coarser levels."""
 
     frames: np.ndarray
     known: np.ndarray
+    stride: int = 1
+
+    @property
+    def index(self) -> slice:
+        """``frames`` as a slice of the clip's frames (a view, not a copy)."""
+        return slice(None, None, self.stride)
 
 
 def sampling_passes(frames: int, strides: list[int]) -> list[SamplingPass]:
@@ -65,7 +72,7 @@ def sampling_passes(frames: int, strides: list[int]) -> list[SamplingPass]:
     passes, done = [], np.zeros(frames, bool)
     for stride in strides:
         idx = np.arange(0, frames, stride)
-        passes.append(SamplingPass(idx, done[idx].copy()))
+        passes.append(SamplingPass(idx, done[idx].copy(), stride))
         done[idx] = True
     return passes
 

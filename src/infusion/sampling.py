@@ -12,11 +12,17 @@ region of interest and advances it one reverse step at a time:
 The last ``x0_hat`` is the result. Known pixels of the region are the
 input's, erased under the mask at construction so that nothing depends on
 the hidden content.
+
+Memory: a long clip's region can take gigabytes per copy, so the sampler
+keeps the state ``x_t``, the last clean estimate and (while the hold
+lasts) the held estimate, and otherwise works in place or a few frames at
+a time (:func:`by_frames`); the input is used as it is when its hidden
+pixels are already erased.
 """
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Callable, Optional
 
 import numpy as np
 import torch
@@ -24,6 +30,41 @@ import torch
 from .diffusion import NoiseSchedule, ddim_step, ddpm_step, renoise, time_correlated_noise
 from .roi import Window
 from .unet3d import autocast
+
+
+# Frame chunks of :func:`by_frames` hold about this many values per operand.
+CHUNK_VALUES = 1 << 21
+
+
+def by_frames(fn: Callable[..., torch.Tensor], out: torch.Tensor, *args: Optional[torch.Tensor]) -> torch.Tensor:
+    """``out[:, :, a:b] = fn(*(arg[:, :, a:b]))`` over chunks of frames; returns ``out``.
+
+    ``out`` and every tensor of ``args`` are 5-D ``(S, C, T, h, w)``
+    (``S`` and ``C`` may broadcast); an argument with one frame (or None)
+    is passed whole to every chunk. ``fn`` must be elementwise over frames:
+    then the result equals ``fn(*args)`` bit for bit, with temporaries of a
+    few frames instead of a whole clip. ``out`` may be one of ``args``.
+    """
+    frames = out.shape[2]
+    step = max(1, CHUNK_VALUES // max(1, out[:, :, :1].numel()))
+    for a in range(0, frames, step):
+        b = min(frames, a + step)
+        parts = [x if x is None or x.shape[2] == 1 else x[:, :, a:b] for x in args]
+        out[:, :, a:b] = fn(*parts)
+    return out
+
+
+def erased(video: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """``video * (1 - mask)``: ``video`` itself when its masked pixels are
+    already 0 (checked a few frames at a time), else a new tensor."""
+    clean = True
+    frames = video.shape[2]
+    step = max(1, CHUNK_VALUES // max(1, video[:, :, :1].numel()))
+    for a in range(0, frames, step):
+        if bool((video[:, :, a:a + step] * mask[:, :, a:a + step]).any()):
+            clean = False
+            break
+    return video if clean else video * (1.0 - mask)
 
 
 class Sampler:
@@ -76,7 +117,7 @@ class Sampler:
         self.hold_covers = hold is not None and bool(torch.equal(hold.expand_as(mask), mask > 0.5))
         self.init = init
         self.noise_corr, self.corr_below = noise_corr, corr_below
-        self.known = video * (1.0 - mask)
+        self.known = erased(video, mask)
         self.windows = windows
         self.schedule = schedule
         self.method, self.eta, self.precision = method, eta, precision
@@ -85,7 +126,8 @@ class Sampler:
         self.x = self._noise(shape)
         if init is not None:  # SDEdit: start from an initial fill noised to ``start``
             ab = float(schedule.abar(start))
-            self.x = np.sqrt(ab) * init.expand(shape) + np.sqrt(1.0 - ab) * self.x
+            a, b = np.sqrt(ab), np.sqrt(1.0 - ab)
+            by_frames(lambda i, n: a * i + b * n, self.x, init, self.x)
         self.x0_hat: Optional[torch.Tensor] = None
         self.steps_done = 0
         self.ran_network = False  # whether the last move ran the network (for the FLOP count)
@@ -114,26 +156,34 @@ class Sampler:
                 with autocast(self.device, self.precision):
                     pred = model(cond, x_t[i:i + 1][sl], mask, tt).float().clamp_(-1.0, 1.0)
                 acc[i:i + 1][sl] += weight * pred
-        return self.mask * acc + self.known
+        return acc.mul_(self.mask).add_(self.known)
 
+    @torch.inference_mode()
     def step(self, model: torch.nn.Module, t: int, s: int) -> None:
         """Advance every sample from timestep ``t`` to ``s < t`` (``s = -1``: the end)."""
         held = self.hold is not None and t >= self.hold_to
         self.ran_network = not (held and self.hold_covers)
+        self.x0_hat = None  # the new estimate replaces it: not two of them at once
         if not self.ran_network:
             x0 = self._held_estimate()
         else:
+            self._held_x0 = None  # the hold is over (steps only go down)
             x0 = self.predict_x0(model, self.x, t)
             if held:
-                x0 = torch.where(self.hold, self.init, x0).expand_as(self.x).contiguous()
+                by_frames(torch.where, x0, self.hold, self.init, x0)
         noise = self._noise(self.x.shape) if s >= 0 else None
+        shared = None
         if noise is not None and s < self.corr_below and self.noise_corr > 0.0:
             shared = self._noise(self.x.shape[:2] + (1,) + tuple(self.x.shape[3:]))
-            noise = time_correlated_noise(noise, shared, self.noise_corr)
-        if self.method == "ddim":
-            self.x = ddim_step(self.schedule, x0, self.x, t, s, noise, self.eta)
-        else:
-            self.x = ddpm_step(self.schedule, x0, self.x, t, s, noise)
+
+        def reverse(x0_, x_, noise_, shared_):
+            if shared_ is not None:
+                noise_ = time_correlated_noise(noise_, shared_, self.noise_corr)
+            if self.method == "ddim":
+                return ddim_step(self.schedule, x0_, x_, t, s, noise_, self.eta)
+            return ddpm_step(self.schedule, x0_, x_, t, s, noise_)
+
+        by_frames(reverse, self.x, x0, self.x, noise, shared)
         self.x0_hat = x0
         self.steps_done += 1
 
@@ -147,7 +197,7 @@ class Sampler:
 
     def jump_back(self, s: int, t: int) -> None:
         """Re-noise the state from timestep ``s`` up to ``t > s`` (RePaint resampling)."""
-        self.x = renoise(self.schedule, self.x, s, t, self._noise(self.x.shape))
+        by_frames(lambda x, n: renoise(self.schedule, x, s, t, n), self.x, self.x, self._noise(self.x.shape))
         self.ran_network = False
         self.steps_done += 1
 
@@ -162,7 +212,7 @@ class Sampler:
         """The last clean estimate as float32 ``(S, T, h, w, 3)`` in [0, 1]."""
         if self.x0_hat is None:
             raise RuntimeError("no reverse step has been taken")
-        return ((self.x0_hat.permute(0, 2, 3, 4, 1).float().cpu().numpy() + 1.0) * 0.5).clip(0.0, 1.0)
+        return to_unit_frames(self.x0_hat)
 
     def state_dict(self) -> dict:
         return {"x": self.x.cpu(), "x0_hat": None if self.x0_hat is None else self.x0_hat.cpu(),
@@ -173,3 +223,13 @@ class Sampler:
         self.x0_hat = None if state["x0_hat"] is None else state["x0_hat"].to(self.device)
         self.gen.set_state(state["rng"])
         self.steps_done = int(state["steps_done"])
+
+
+def to_unit_frames(x: torch.Tensor) -> np.ndarray:
+    """``(S, 3, T, h, w)`` in [-1, 1] to float32 ``(S, T, h, w, 3)`` in [0, 1], a few frames at a time."""
+    out = np.empty((x.shape[0], x.shape[2], x.shape[3], x.shape[4], 3), np.float32)
+    step = max(1, CHUNK_VALUES // max(1, x[:, :, :1].numel()))
+    for a in range(0, x.shape[2], step):
+        part = x[:, :, a:a + step].permute(0, 2, 3, 4, 1).float().cpu().numpy()
+        out[:, a:a + step] = ((part + 1.0) * 0.5).clip(0.0, 1.0)
+    return out
