@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from infusion.config import InfusionConfig
-from infusion.infusion_method import choose_strides
+from infusion.diffusion import NoiseSchedule
+from infusion.infusion_method import LevelSampler, choose_strides
+from infusion.unet3d import size_multiple
 from infusion.keyframes import keyframe_strides, keyframe_training_mask, longest_occlusion, sampling_passes
 from infusion.pipeline import run
 from infusion.roi import sample_clip
@@ -96,3 +99,42 @@ def test_keyframe_run_is_exact_outside_the_hole_and_resumable(tmp_path, samples)
     resumed = run(video, mask, method="infusion", config=cfg, seed=1, samples=samples, work_dir=tmp_path / "w",
                   resume=True)
     assert np.array_equal(resumed.samples, ref.samples)
+
+
+class _Half(torch.nn.Module):
+    """A 'network' whose clean estimate is 0.5 everywhere."""
+
+    def forward(self, cond, x_t, mask, t):
+        return torch.full_like(x_t, 0.5)
+
+
+def test_levels_view_the_canvas_and_the_start_fill_instead_of_copying():
+    """With one sample, every level's known pixels and start fill are views
+    of the run's video and start fill (no clip-sized copies), and a
+    finished level's fill is written into that video, where the next level
+    reads it as known; with two samples the canvas is a copy per sample."""
+    cfg = InfusionConfig(**TINY)
+    frames, h, w = 40, 16, 16
+    mask = torch.zeros((1, 1, frames, h, w))
+    mask[..., 4:10, 5:12] = 1.0
+    video = (torch.rand((1, 3, frames, h, w)) * 2 - 1) * (1.0 - mask)
+    init = torch.rand((1, 3, frames, h, w)) * 2 - 1
+    passes = sampling_passes(frames, [3, 1])
+    sched = NoiseSchedule.linear(cfg.num_timesteps)
+    args = (video, mask, passes, cfg, sched)
+    kw = dict(seed=0, precision="fp32", multiple=size_multiple(cfg.levels), init=init)
+    levels = LevelSampler(*args, samples=1, **kw)
+    assert levels.canvas is video
+    storage = video.untyped_storage().data_ptr()
+    first = levels.enter(0)
+    assert first.known.untyped_storage().data_ptr() == storage
+    assert first.init.untyped_storage().data_ptr() == init.untyped_storage().data_ptr()
+    first.step(_Half(), 50, -1)
+    second = levels.enter(1)  # writes the first level's fill into the video
+    hole = mask.bool()
+    assert (video[:, :, ::3][hole[:, :, ::3].expand(1, 3, -1, -1, -1)] == 0.5).all()
+    assert (video[:, :, 1::3][hole[:, :, 1::3].expand(1, 3, -1, -1, -1)] == 0.0).all()
+    assert second.known.untyped_storage().data_ptr() == storage
+    assert torch.equal(second.mask[:, :, ::3], torch.zeros_like(second.mask[:, :, ::3]))
+    two = LevelSampler(*args, samples=2, **kw)
+    assert two.canvas.shape[0] == 2 and two.canvas.untyped_storage().data_ptr() != storage

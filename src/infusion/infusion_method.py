@@ -355,6 +355,10 @@ def fill_infusion(video: np.ndarray, mask: np.ndarray, config: InfusionConfig, c
                          f"region of {region_voxels:,} voxels (budget_voxels={config.budget_voxels:,})")
         config = scaled
 
+    # the start fill before the run's own clip-sized tensors: its peak does not add to theirs
+    init, observed = initial_fill(vid, msk, config, ctx, device, roi, coarse)
+    coarse = None
+
     torch.manual_seed(ctx.seed)  # network initialisation
     model = UNet3D(config.width, config.levels, config.time_channels, residual=config.residual).to(device)
     # In place: a long clip must not be copied more often than needed.
@@ -369,7 +373,6 @@ def fill_infusion(video: np.ndarray, mask: np.ndarray, config: InfusionConfig, c
     trainer = Trainer(denoiser, v, m, schedule, config, ctx.seed, strides=tuple(strides),
                       keyframe_factor=config.keyframe_factor)
 
-    init, observed = initial_fill(vid, msk, config, ctx, device, roi, coarse)
     if observed is not None:
         ctx.stats["init_observed"] = round(float(observed.sum()) / max(1.0, float(m[..., y0:y1, x0:x1].sum())), 4)
     top = config.top_timestep

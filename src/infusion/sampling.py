@@ -22,7 +22,7 @@ pixels are already erased.
 
 from __future__ import annotations
 
-from typing import Callable, Optional
+from typing import Callable, Iterator, Optional
 
 import numpy as np
 import torch
@@ -32,8 +32,16 @@ from .roi import Window
 from .unet3d import autocast
 
 
-# Frame chunks of :func:`by_frames` hold about this many values per operand.
+# Frame chunks (:func:`frame_chunks`) hold about this many values per operand.
 CHUNK_VALUES = 1 << 21
+
+
+def frame_chunks(x: torch.Tensor) -> Iterator[slice]:
+    """Consecutive slices of the frames (dim 2) of a 5-D ``x``, each about ``CHUNK_VALUES`` values."""
+    frames = x.shape[2]
+    step = max(1, CHUNK_VALUES // max(1, x[:, :, :1].numel()))
+    for a in range(0, frames, step):
+        yield slice(a, min(frames, a + step))
 
 
 def by_frames(fn: Callable[..., torch.Tensor], out: torch.Tensor, *args: Optional[torch.Tensor]) -> torch.Tensor:
@@ -45,25 +53,15 @@ def by_frames(fn: Callable[..., torch.Tensor], out: torch.Tensor, *args: Optiona
     then the result equals ``fn(*args)`` bit for bit, with temporaries of a
     few frames instead of a whole clip. ``out`` may be one of ``args``.
     """
-    frames = out.shape[2]
-    step = max(1, CHUNK_VALUES // max(1, out[:, :, :1].numel()))
-    for a in range(0, frames, step):
-        b = min(frames, a + step)
-        parts = [x if x is None or x.shape[2] == 1 else x[:, :, a:b] for x in args]
-        out[:, :, a:b] = fn(*parts)
+    for f in frame_chunks(out):
+        out[:, :, f] = fn(*(x if x is None or x.shape[2] == 1 else x[:, :, f] for x in args))
     return out
 
 
 def erased(video: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """``video * (1 - mask)``: ``video`` itself when its masked pixels are
     already 0 (checked a few frames at a time), else a new tensor."""
-    clean = True
-    frames = video.shape[2]
-    step = max(1, CHUNK_VALUES // max(1, video[:, :, :1].numel()))
-    for a in range(0, frames, step):
-        if bool((video[:, :, a:a + step] * mask[:, :, a:a + step]).any()):
-            clean = False
-            break
+    clean = not any(bool((video[:, :, f] * mask[:, :, f]).any()) for f in frame_chunks(video))
     return video if clean else video * (1.0 - mask)
 
 
@@ -228,8 +226,6 @@ class Sampler:
 def to_unit_frames(x: torch.Tensor) -> np.ndarray:
     """``(S, 3, T, h, w)`` in [-1, 1] to float32 ``(S, T, h, w, 3)`` in [0, 1], a few frames at a time."""
     out = np.empty((x.shape[0], x.shape[2], x.shape[3], x.shape[4], 3), np.float32)
-    step = max(1, CHUNK_VALUES // max(1, x[:, :, :1].numel()))
-    for a in range(0, x.shape[2], step):
-        part = x[:, :, a:a + step].permute(0, 2, 3, 4, 1).float().cpu().numpy()
-        out[:, a:a + step] = ((part + 1.0) * 0.5).clip(0.0, 1.0)
+    for f in frame_chunks(x):
+        out[:, f] = ((x[:, :, f].permute(0, 2, 3, 4, 1).float().cpu().numpy() + 1.0) * 0.5).clip(0.0, 1.0)
     return out
