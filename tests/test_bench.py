@@ -52,13 +52,17 @@ def box(y0=10, y1=20, x0=8, x1=22, size=SIZE) -> np.ndarray:
     return m
 
 
+def moving_box() -> np.ndarray:
+    m = np.zeros((FRAMES, SIZE, SIZE), bool)
+    for t in range(FRAMES):
+        m[t, 12:20, 4 + 3 * t:12 + 3 * t] = True
+    return m
+
+
 @pytest.fixture(scope="module")
 def cases(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("cases")
-    moving = np.zeros((FRAMES, SIZE, SIZE), bool)
-    for t in range(FRAMES):
-        moving[t, 12:20, 4 + 3 * t:12 + 3 * t] = True
-    write_case(root, "tiny-noise", "tiny", {"box": box(), "blob": moving})
+    write_case(root, "tiny-noise", "tiny", {"box": box(), "blob": moving_box()})
     write_case(root, "removal-thing", "removal", {"object": box(8, 24, 6, 18)}, ground_truth=False)
     write_case(root, "long-broken", "long", {"odd": box(size=SIZE // 2)})  # mask of the wrong size
     return root
@@ -238,3 +242,31 @@ def test_seed_spread_is_the_std_of_the_per_seed_means_over_common_runs():
     assert summary["seeds"] == "3" and summary["runs"] == "7"
     assert float(summary["lpips_hole_sd"]) == pytest.approx(0.05)
     assert "lpips_hole_sd" in bench.summary_table(rows)
+
+
+def test_pingpong_frames_play_forwards_and_backwards_without_repeating_at_the_turns():
+    assert bench.pingpong_frames(4, 11).tolist() == [0, 1, 2, 3, 2, 1, 0, 1, 2, 3, 2]
+    assert bench.pingpong_frames(1, 3).tolist() == [0, 0, 0]
+    assert bench.pingpong_frames(5, 3).tolist() == [0, 1, 2]
+    with pytest.raises(ValueError):
+        bench.pingpong_frames(0, 3)
+
+
+def test_frames_option_runs_each_case_as_a_long_clip(cases, tmp_path):
+    """``--frames 12``: the 5-frame case played to 12 frames, masks alike,
+    run and scored under the name ``CASE@12``."""
+    from infusion.video_io import load_video
+
+    out = tmp_path / "out"
+    status = main(["bench", "--cases", str(cases), "--methods", "telea", "--case", "tiny-noise", "--mask", "blob",
+                   "--frames", "12", "--threads", "1", "-o", str(out)])
+    assert status == 0
+    row, = read_rows(out)
+    assert row["case"] == "tiny-noise@12" and row["status"] == "ok" and float(row["psnr_hole"]) > 0
+    result = load_video(out / "runs" / "tiny-noise@12" / "blob" / "telea" / "result.mkv").frames
+    truth = load_video(cases / "tiny-noise" / "frames").frames
+    assert result.shape[0] == 12
+    order = bench.pingpong_frames(FRAMES, 12)
+    keep = ~moving_box()[order]
+    assert np.array_equal(result[keep], truth[order][keep])  # the known pixels of the played clip, exactly
+    assert main(["bench", "--cases", str(cases), "--methods", "telea", "--frames", "-1", "-o", str(out)]) == 2

@@ -26,6 +26,11 @@ Written into the output folder:
   than 0): ``result.mkv`` (lossless, for exact
   re-scoring), ``result.mp4``, ``side_by_side.mp4`` (input with the mask
   tinted | result | ground truth), ``run.json`` and the worker's ``log.txt``.
+
+``--frames N`` plays every case forwards and backwards until it is ``N``
+frames long (:func:`pingpong_frames`), masks and truth alike, and names
+its runs ``<case>@<N>``: the benchmark's own footage as a long clip, to
+check the memory and time a long video takes.
 """
 
 from __future__ import annotations
@@ -82,6 +87,9 @@ def add_bench_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--output", default="bench-out", help="results folder (default bench-out)")
     p.add_argument("--rerun", action="store_true", help="recompute runs already in results.csv")
     p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--frames", type=int, default=0, metavar="N",
+                   help="play each case forwards and backwards to N frames (a long-clip check of memory "
+                        "and time; runs are named CASE@N)")
 
 
 # --------------------------------------------------------------------------
@@ -119,6 +127,7 @@ class Job:
     samples: int = 1
     threads: Optional[int] = None
     run_dir: str = ""
+    frames: int = 0  # > 0: the case played forwards and backwards to this many frames
 
     @property
     def key(self) -> tuple[str, str, str, str]:
@@ -213,15 +222,19 @@ def job_settings(method: str, preset: Optional[str], overrides: dict, seed: int,
 
 def plan_jobs(cases: list[Case], methods: list[str], *, masks=None, preset=None, overrides=None,
               seed: Union[int, Sequence[int]] = 0, samples: int = 1, threads=None,
-              out_dir: Path = Path(".")) -> list[Job]:
+              out_dir: Path = Path("."), frames: int = 0) -> list[Job]:
     """Every (case, mask variant, method, seed) run, in case order; ``masks`` keeps only those variants.
 
     ``seed``: one seed or several. Deterministic methods run with the first
     only (more seeds would repeat the same result). Runs with a seed other
     than 0 go to ``runs/CASE/MASK/METHOD-seedN``, beside seed 0's folder.
+    ``frames`` > 0: every case played to that length (:func:`pingpong_frames`),
+    its runs named ``CASE@frames``.
     """
     if samples < 1:
         raise InputError(f"--samples must be >= 1; got {samples}")
+    if frames < 0:
+        raise InputError(f"--frames must be >= 0; got {frames}")
     seeds = list(dict.fromkeys([seed] if isinstance(seed, (int, np.integer)) else seed))
     if not seeds or any(not isinstance(sd, (int, np.integer)) or sd < 0 for sd in seeds):
         raise InputError(f"--seed needs one or more non-negative integers; got {seeds}")
@@ -233,17 +246,31 @@ def plan_jobs(cases: list[Case], methods: list[str], *, masks=None, preset=None,
     settings = {(m, sd): job_settings(m, preset, per_method[m], sd, samples) for m in methods for sd in seeds_of[m]}
     jobs = []
     for case in cases:
+        name = f"{case.name}@{frames}" if frames else case.name
         for variant in (v for v in case.masks if not masks or v in masks):
             for m in methods:
                 for sd in seeds_of[m]:
                     s = settings[(m, sd)]
-                    run_dir = out_dir / "runs" / case.name / variant / (m if sd == 0 else f"{m}-seed{sd}")
+                    run_dir = out_dir / "runs" / name / variant / (m if sd == 0 else f"{m}-seed{sd}")
                     jobs.append(Job(
-                        case=case.name, case_dir=str(case.path), tier=case.tier, ground_truth=case.ground_truth,
+                        case=name, case_dir=str(case.path), tier=case.tier, ground_truth=case.ground_truth,
                         fps=case.fps, mask=variant, method=m, preset=s["preset"], overrides=per_method[m],
                         settings=json.dumps(s, sort_keys=True, default=str), seed=sd, samples=s["samples"],
-                        threads=threads, run_dir=str(run_dir.resolve())))
+                        threads=threads, run_dir=str(run_dir.resolve()), frames=frames))
     return jobs
+
+
+def pingpong_frames(frames: int, length: int) -> np.ndarray:
+    """Frame indices that play a ``frames``-frame clip forwards, backwards, forwards... for ``length`` frames.
+
+    ``0, 1, ..., frames - 1, frames - 2, ..., 1, 0, 1, ...``: no frame is
+    repeated at a turn, so the motion stays continuous. A one-frame clip
+    repeats its frame.
+    """
+    if frames < 1 or length < 1:
+        raise ValueError(f"need frames >= 1 and length >= 1; got {frames}, {length}")
+    cycle = np.concatenate([np.arange(frames), np.arange(frames - 2, 0, -1)]) if frames > 1 else np.zeros(1, int)
+    return np.resize(cycle, length)
 
 
 # --------------------------------------------------------------------------
@@ -285,6 +312,9 @@ def execute_job(job: Job) -> dict:
     video = load_video(case_dir / "frames").frames
     mask_dir = case_dir / "masks" / job.mask
     mask = match_mask(load_mask(mask_dir), video.shape, mask_name=str(mask_dir), video_name=str(case_dir))
+    if job.frames:
+        order = pingpong_frames(len(video), job.frames)
+        video, mask = video[order], mask[order]
     res = run(video, mask, method=job.method, preset=job.preset, overrides=job.overrides, seed=job.seed,
               device="auto", threads=job.threads, samples=job.samples)
     record = {k: res.stats.get(k) for k in (*COST, *SPEED)}
@@ -585,7 +615,7 @@ def run_bench_command(args) -> int:
     out_dir = Path(args.output)
     jobs = plan_jobs(cases, list(dict.fromkeys(args.methods)), masks=args.mask, preset=args.preset,
                      overrides=parse_assignments(args.overrides), seed=args.seed, samples=args.samples,
-                     threads=args.threads, out_dir=out_dir)
+                     threads=args.threads, out_dir=out_dir, frames=args.frames)
     if not jobs:
         raise InputError(f"{root}: no case matches the filters (tier {args.tier}, case {args.case}, "
                          f"mask {args.mask})")
