@@ -165,7 +165,7 @@ class Sampler:
         if not self.ran_network:
             x0 = self._held_estimate()
         else:
-            self._held_x0 = None  # the hold is over (steps only go down)
+            self._held_x0 = None  # freed; rebuilt if a resampling jump goes back above the hold
             x0 = self.predict_x0(model, self.x, t)
             if held:
                 by_frames(torch.where, x0, self.hold, self.init, x0)
