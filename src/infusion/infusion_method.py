@@ -300,9 +300,10 @@ def initial_fill(video: np.ndarray, mask: np.ndarray, config: InfusionConfig, ct
         filled = filled[None]
         observed = torch.from_numpy(seen & mask[box])[None, None].to(device)
     # frame by frame into the channels-first layout: no clip-sized temporaries
+    hole, known = mask[box], video[box]
     init = torch.empty((filled.shape[0], 3) + filled.shape[1:4], dtype=torch.float32)
     for f in range(filled.shape[1]):
-        frame = np.where(mask[box][f, :, :, None], filled[:, f], video[box][f]).astype(np.float32)
+        frame = np.where(hole[f, :, :, None], filled[:, f], known[f]).astype(np.float32)
         init[:, :, f] = torch.from_numpy(frame.transpose(0, 3, 1, 2))
     return init.to(device).mul_(2.0).sub_(1.0), observed
 

@@ -53,13 +53,16 @@ def keyframe_strides(frames: int, reach: int, factor: int) -> list[int]:
 
 @dataclass(frozen=True)
 class SamplingPass:
-    """One level: the clip's ``frames`` (indices, every ``stride``-th from
-    0) to sample, and which of them (``known``, bool per frame) were filled
-    by coarser levels."""
+    """One level: the clip's frames every ``stride``-th from 0 are sampled;
+    ``known`` (bool, one per such frame) marks those filled by coarser levels."""
 
-    frames: np.ndarray
     known: np.ndarray
     stride: int = 1
+
+    @property
+    def frames(self) -> np.ndarray:
+        """Indices of the level's frames in the clip."""
+        return np.arange(len(self.known)) * self.stride
 
     @property
     def index(self) -> slice:
@@ -72,7 +75,7 @@ def sampling_passes(frames: int, strides: list[int]) -> list[SamplingPass]:
     passes, done = [], np.zeros(frames, bool)
     for stride in strides:
         idx = np.arange(0, frames, stride)
-        passes.append(SamplingPass(idx, done[idx].copy(), stride))
+        passes.append(SamplingPass(done[idx].copy(), stride))
         done[idx] = True
     return passes
 
