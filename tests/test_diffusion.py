@@ -14,7 +14,7 @@ from infusion.diffusion import (NoiseSchedule, ddim_step, ddpm_step, edm_coeffic
 from infusion.roi import (Window, coarse_side, grow_box, hole_extent, plan_windows, temporal_windows,
                           training_crop_side, window_weights)
 from infusion import sampling
-from infusion.sampling import Sampler, by_frames, erased, to_unit_frames
+from infusion.sampling import NoiseStream, Sampler, by_channel_frames, by_frames, erased, to_unit_frames
 from infusion.train_masks import random_masks, trajectory
 from infusion.infusion_method import plan_stages
 from infusion.unet3d import Conv3x3x3, UNet3D, count_parameters, forward_flops, timestep_embedding
@@ -521,6 +521,89 @@ def test_frame_chunks_give_the_whole_clip_operation_bit_for_bit(monkeypatch):
     frames = to_unit_frames(x0)
     assert frames.shape == (2, 9, 5, 7, 3) and frames.dtype == np.float32
     assert np.array_equal(frames, ((x0.permute(0, 2, 3, 4, 1).numpy() + 1.0) * 0.5).clip(0.0, 1.0))
+
+
+@pytest.mark.parametrize("total, piece", [(9, 16), (16, 16), (1890, 16), (1890, 64), (15873, 1000), (576000, 4096)])
+def test_noise_stream_gives_one_randn_call_bit_for_bit(total, piece):
+    """Values taken in uneven pieces equal one ``torch.randn(total)`` call
+    (blocks of 16, a ragged tail, a call shorter than 16), and the generator
+    ends where that call leaves it, whether the values are taken or skipped."""
+    gen = torch.Generator().manual_seed(5)
+    whole = torch.randn(total, generator=gen)
+    state = gen.get_state()
+    gen = torch.Generator().manual_seed(5)
+    stream, got, rng = NoiseStream(gen, total, piece), [], np.random.default_rng(1)
+    while sum(map(len, got)) < total:
+        got.append(stream.take(int(min(total - sum(map(len, got)), rng.integers(1, 3 * piece)))))
+    assert torch.equal(torch.cat(got), whole) and torch.equal(gen.get_state(), state)
+    with pytest.raises(ValueError):
+        stream.take(1)
+    gen = torch.Generator().manual_seed(5)
+    stream = NoiseStream(gen, total, piece)
+    stream.take(min(total, 7))
+    stream.skip()
+    assert torch.equal(gen.get_state(), state)
+
+
+def test_channel_frame_pieces_give_the_whole_step_bit_for_bit(monkeypatch):
+    """``by_channel_frames`` with noise from a stream equals the step on
+    whole tensors with the noise drawn in one call, with operands that
+    broadcast in samples, channels and frames."""
+    monkeypatch.setattr(sampling, "CHUNK_VALUES", 2 * 5 * 7)  # 2 frames per piece
+    sched = NoiseSchedule.linear(100)
+    gen = torch.Generator().manual_seed(0)
+    x0, x = torch.randn((1, 3, 9, 5, 7), generator=gen), torch.randn((2, 3, 9, 5, 7), generator=gen)
+    shared = torch.randn((2, 3, 1, 5, 7), generator=gen)
+    scale = torch.rand((1, 1, 9, 5, 7), generator=gen)
+
+    def fn(a, b, sh, sc, n):
+        return ddim_step(sched, a * sc, b, 50, 20, time_correlated_noise(n, sh, 0.5), eta=1.0)
+
+    noise = torch.randn(x.shape, generator=torch.Generator().manual_seed(3))
+    whole = fn(x0, x, shared, scale, noise)
+    out = x.clone()
+    by_channel_frames(fn, out, NoiseStream(torch.Generator().manual_seed(3), out.numel()), x0, out, shared, scale)
+    assert torch.equal(out, whole)
+
+
+def test_sampler_steps_do_not_depend_on_the_noise_pieces(monkeypatch):
+    """DDPM and DDIM steps with time-correlated noise, and RePaint jumps,
+    give the same states whether the noise comes in pieces of one frame or
+    in one call."""
+    t, h, w = 5, 6, 6
+    gen = torch.Generator().manual_seed(0)
+    video = torch.rand((1, 3, t, h, w), generator=gen) * 2 - 1
+    mask = torch.zeros((1, 1, t, h, w), dtype=torch.bool)
+    mask[..., 1:5, 2:5] = True
+    win = [Window(0, t, (0, h, 0, w), np.ones(t, np.float32))]
+
+    class Half(torch.nn.Module):  # an estimate that depends on the state
+        def forward(self, cond, x_t, mask, t):
+            return 0.5 * x_t + cond
+
+    def run(chunk):
+        monkeypatch.setattr(sampling, "CHUNK_VALUES", chunk)
+        out = []
+        for method in ("ddpm", "ddim"):
+            smp = Sampler(video, mask, win, NoiseSchedule.linear(100), samples=2, seed=4, method=method,
+                          noise_corr=0.8, corr_below=30)
+            for t, s in ((99, 60), (60, 80), (80, 40), (40, 20), (20, -1)):
+                x_t, ref = smp.x.clone(), torch.Generator()
+                ref.set_state(smp.gen.get_state())
+                smp.move(Half(), t, s)
+                out.append(smp.x.clone())
+                if (t, s) == (40, 20):  # below corr_below: the noise, then its shared part, in one call each
+                    noise = torch.randn(x_t.shape, generator=ref)
+                    shared = torch.randn(x_t.shape[:2] + (1,) + x_t.shape[3:], generator=ref)
+                    z = time_correlated_noise(noise, shared, 0.8)
+                    step = ddim_step if method == "ddim" else ddpm_step
+                    args = (1.0,) if method == "ddim" else ()
+                    assert torch.equal(smp.x, step(smp.schedule, smp.x0_hat, x_t, t, s, z, *args))
+                    assert torch.equal(smp.gen.get_state(), ref.get_state())
+        return out
+
+    small, large = run(video.shape[-1] * video.shape[-2]), run(1 << 30)
+    assert all(torch.equal(a, b) for a, b in zip(small, large))
 
 
 def test_erased_reuses_a_video_whose_hidden_pixels_are_zero():

@@ -140,7 +140,7 @@ class LevelSampler:
 
     def _level_mask(self, p: SamplingPass) -> torch.Tensor:
         m = self.mask[:, :, p.index].clone()
-        m[:, :, torch.from_numpy(p.known)] = 0.0
+        m[:, :, torch.from_numpy(p.known)] = False
         return m
 
     def _windows(self, p: SamplingPass):
@@ -365,9 +365,8 @@ def fill_infusion(video: np.ndarray, mask: np.ndarray, config: InfusionConfig, c
     # In place: a long clip must not be copied more often than needed.
     v = torch.from_numpy(np.array(vid.transpose(3, 0, 1, 2), order="C"))[None].to(device)
     v.mul_(2.0).sub_(1.0)
-    hidden = torch.from_numpy(msk)[None, None].to(device)
-    v.masked_fill_(hidden.expand_as(v), 0.0)  # nothing below reads the hidden content
-    m = hidden.float()
+    m = torch.from_numpy(msk)[None, None].to(device)  # bool: a float copy would take 4x the memory
+    v.masked_fill_(m.expand_as(v), 0.0)  # nothing below reads the hidden content
     schedule = NoiseSchedule.linear(config.num_timesteps, config.beta_start, config.beta_end)
     denoiser = Denoiser(model, schedule, config.parametrization, config.sigma_data,
                          config.skip_sigma or None, config.loss_space)
@@ -465,7 +464,7 @@ def fill_infusion(video: np.ndarray, mask: np.ndarray, config: InfusionConfig, c
     ctx.stats.update(_report(config, model, stats, levels, train_shape))
     result = levels.result()
     # the clip-sized tensors of the run, freed before the output is made
-    sampler = levels = trainer = init = observed = v = m = hidden = None
+    sampler = levels = trainer = init = observed = v = m = None
     full = np.broadcast_to(vid, (ctx.samples,) + vid.shape).copy()
     full[:, :, y0:y1, x0:x1] = result
     if resized:

@@ -16,8 +16,10 @@ the hidden content.
 Memory: a long clip's region can take gigabytes per copy, so the sampler
 keeps the state ``x_t``, the last clean estimate and (while the hold
 lasts) the held estimate, and otherwise works in place or a few frames at
-a time (:func:`by_frames`); the input is used as it is when its hidden
-pixels are already erased.
+a time (:func:`by_frames`); a step's fresh noise is drawn a piece at a
+time as it is used (:class:`NoiseStream`, :func:`by_channel_frames`), the
+same values as one call; the mask is bool; the input is used as it is
+when its hidden pixels are already erased.
 """
 
 from __future__ import annotations
@@ -58,11 +60,78 @@ def by_frames(fn: Callable[..., torch.Tensor], out: torch.Tensor, *args: Optiona
     return out
 
 
+class NoiseStream:
+    """The values of one ``torch.randn(total, generator=gen)`` call, drawn a piece at a time.
+
+    ``take(n)`` returns the next ``n`` values (float32, 1-D, on the CPU) of
+    that call, bit for bit, with only about one piece of them in memory:
+    the generator fills blocks of 16 values, so drawing pieces whose sizes
+    are multiples of 16 (and a last one of at least 16, or the whole call
+    when it is shorter) leaves the stream unchanged. ``skip()`` draws and
+    discards the rest, leaving ``gen`` where the whole call would.
+    """
+
+    def __init__(self, gen: torch.Generator, total: int, piece: int = CHUNK_VALUES):
+        self.gen, self.left, self.piece = gen, int(total), max(16, piece - piece % 16)
+        self.buf = torch.empty(0)
+
+    def _draw(self, need: int) -> torch.Tensor:
+        k = min(self.left, max(self.piece, -(-need // 16) * 16))
+        if self.left - k < 16:
+            k = self.left  # the call's last block: drawn with the piece before it
+        self.left -= k
+        return torch.randn(k, generator=self.gen)
+
+    def take(self, n: int) -> torch.Tensor:
+        if n > self.buf.numel() + self.left:
+            raise ValueError(f"NoiseStream: {n} values asked, {self.buf.numel() + self.left} left")
+        parts, have = [self.buf], self.buf.numel()
+        while have < n:
+            parts.append(self._draw(n - have))
+            have += parts[-1].numel()
+        out = parts[0] if len(parts) == 1 else torch.cat(parts)
+        self.buf = out[n:]
+        return out[:n]
+
+    def skip(self) -> None:
+        while self.left > 0:
+            self._draw(self.piece)
+        self.buf = torch.empty(0)
+
+
+def by_channel_frames(fn: Callable[..., torch.Tensor], out: torch.Tensor, noise: NoiseStream,
+                      *args: Optional[torch.Tensor]) -> torch.Tensor:
+    """``out = fn(*args, n)`` with ``n`` the next ``out.numel()`` values of ``noise``
+    shaped like ``out``, computed one sample, channel and frame chunk at a time
+    in memory order; returns ``out``.
+
+    Like :func:`by_frames` (``fn`` elementwise, arguments ``(S, C, T, h, w)``
+    that may broadcast in ``S``, ``C`` or ``T``, ``out`` may be one of them),
+    but the noise is never held whole: the result equals
+    ``fn(*args, torch.randn(out.shape, generator=...))`` bit for bit.
+    """
+    one = out[:1, :1]
+    for s in range(out.shape[0]):
+        for c in range(out.shape[1]):
+            for f in frame_chunks(one):
+                piece = out[s:s + 1, c:c + 1, f]
+                n = noise.take(piece.numel()).view(piece.shape).to(out.device)
+                picked = []
+                for x in args:
+                    if x is not None:
+                        x = x[s:s + 1] if x.shape[0] > 1 else x
+                        x = x[:, c:c + 1] if x.shape[1] > 1 else x
+                        x = x[:, :, f] if x.shape[2] > 1 else x
+                    picked.append(x)
+                out[s:s + 1, c:c + 1, f] = fn(*picked, n)
+    return out
+
+
 def erased(video: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """``video * (1 - mask)``: ``video`` itself when its masked pixels are
     already 0 (checked a few frames at a time), else a new tensor."""
     clean = not any(bool((video[:, :, f] * mask[:, :, f]).any()) for f in frame_chunks(video))
-    return video if clean else video * (1.0 - mask)
+    return video if clean else video * (1.0 - mask.float())
 
 
 class Sampler:
@@ -73,7 +142,7 @@ class Sampler:
     video : tensor ``(1 or samples, 3, T, h, w)`` in [-1, 1]
         The region of interest (its hidden content is never read); one per
         sample when the samples have different known pixels (keyframes).
-    mask : tensor ``(1, 1, T, h, w)`` in {0, 1}, 1 = fill.
+    mask : bool tensor ``(1, 1, T, h, w)``, True = fill (float {0, 1} works too).
     windows : list of :class:`~infusion.roi.Window`
         Pieces the network runs on, covering every masked pixel.
     schedule : NoiseSchedule
@@ -148,7 +217,7 @@ class Sampler:
             y0, y1, x0, x1 = win.box
             sl = (slice(None), slice(None), slice(win.t0, win.t1), slice(y0, y1), slice(x0, x1))
             weight = torch.as_tensor(win.weights, dtype=x_t.dtype, device=self.device).reshape(1, 1, -1, 1, 1)
-            mask = self.mask[sl]
+            mask = self.mask[sl].to(x_t.dtype)
             for i in range(x_t.shape[0]):
                 cond = self.known[min(i, self.known.shape[0] - 1):][:1][sl]
                 with autocast(self.device, self.precision):
@@ -169,19 +238,31 @@ class Sampler:
             x0 = self.predict_x0(model, self.x, t)
             if held:
                 by_frames(torch.where, x0, self.hold, self.init, x0)
-        noise = self._noise(self.x.shape) if s >= 0 else None
-        shared = None
-        if noise is not None and s < self.corr_below and self.noise_corr > 0.0:
-            shared = self._noise(self.x.shape[:2] + (1,) + tuple(self.x.shape[3:]))
 
-        def reverse(x0_, x_, noise_, shared_):
+        def reverse(x0_, x_, shared_, noise_):
             if shared_ is not None:
                 noise_ = time_correlated_noise(noise_, shared_, self.noise_corr)
             if self.method == "ddim":
                 return ddim_step(self.schedule, x0_, x_, t, s, noise_, self.eta)
             return ddpm_step(self.schedule, x0_, x_, t, s, noise_)
 
-        by_frames(reverse, self.x, x0, self.x, noise, shared)
+        if s < 0:  # the last step: no fresh noise
+            by_frames(lambda x0_, x_: reverse(x0_, x_, None, None), self.x, x0, self.x)
+        else:
+            # The fresh noise is drawn piece by piece as it is used (a clip-sized
+            # tensor less); the time-correlated part comes after it in the stream.
+            noise = NoiseStream(self.gen, self.x.numel())
+            shared = None
+            if s < self.corr_below and self.noise_corr > 0.0:
+                before = self.gen.get_state()
+                noise.skip()
+                shared = self._noise(self.x.shape[:2] + (1,) + tuple(self.x.shape[3:]))
+                after = self.gen.get_state()
+                self.gen.set_state(before)
+                noise = NoiseStream(self.gen, self.x.numel())
+            by_channel_frames(reverse, self.x, noise, x0, self.x, shared)
+            if shared is not None:
+                self.gen.set_state(after)
         self.x0_hat = x0
         self.steps_done += 1
 
@@ -195,7 +276,8 @@ class Sampler:
 
     def jump_back(self, s: int, t: int) -> None:
         """Re-noise the state from timestep ``s`` up to ``t > s`` (RePaint resampling)."""
-        by_frames(lambda x, n: renoise(self.schedule, x, s, t, n), self.x, self.x, self._noise(self.x.shape))
+        by_channel_frames(lambda x, n: renoise(self.schedule, x, s, t, n), self.x,
+                          NoiseStream(self.gen, self.x.numel()), self.x)
         self.ran_network = False
         self.steps_done += 1
 

@@ -84,7 +84,7 @@ class Trainer:
     ``model``: a :class:`~infusion.denoiser.Denoiser` (or any module
     ``(cond, x_t, mask, t) -> x0_hat``).
     ``video``: ``(1, 3, T, H, W)`` in [-1, 1]; ``test_mask``: ``(1, 1, T, H, W)``
-    in {0, 1} (1 = real hole). The random draws (clips, crops, training
+    bool, or float in {0, 1} (True/1 = real hole). The random draws (clips, crops, training
     masks, timesteps, noise) come from ``seed`` alone, so a run is
     reproducible, and :meth:`state_dict` captures everything needed to
     resume bit-exactly.
@@ -127,7 +127,7 @@ class Trainer:
                 if not self._mask_np[ts, ys, xs].all():
                     break
             clips.append(self.video[:, :, ts, ys, xs])
-            tests.append(self.test_mask[:, :, ts, ys, xs])
+            tests.append(self.test_mask[:, :, ts, ys, xs].float())
             n, h, w = len(range(ts.start, ts.stop, ts.step)), ys.stop - ys.start, xs.stop - xs.start
             m = random_masks(self.np_rng, n, h, w, cfg.train_masks)
             if stride < self.strides[0] and self.np_rng.uniform() < 0.5:
