@@ -543,6 +543,18 @@ def test_noise_stream_gives_one_randn_call_bit_for_bit(total, piece):
     stream.take(min(total, 7))
     stream.skip()
     assert torch.equal(gen.get_state(), state)
+    with pytest.raises(RuntimeError):
+        stream.then((2, 3))
+    # a second call after the whole stream, drawn before the stream is taken
+    gen = torch.Generator().manual_seed(5)
+    torch.randn(total, generator=gen)
+    second = torch.randn((2, 3), generator=gen)
+    end = gen.get_state()
+    gen = torch.Generator().manual_seed(5)
+    stream = NoiseStream(gen, total, piece)
+    assert torch.equal(stream.then((2, 3)), second)
+    assert torch.equal(torch.cat([stream.take(total - total // 2), stream.take(total // 2)]), whole)
+    assert torch.equal(gen.get_state(), end)
 
 
 def test_channel_frame_pieces_give_the_whole_step_bit_for_bit(monkeypatch):

@@ -56,8 +56,15 @@ def by_frames(fn: Callable[..., torch.Tensor], out: torch.Tensor, *args: Optiona
     few frames instead of a whole clip. ``out`` may be one of ``args``.
     """
     for f in frame_chunks(out):
-        out[:, :, f] = fn(*(x if x is None or x.shape[2] == 1 else x[:, :, f] for x in args))
+        out[:, :, f] = fn(*(_part(x, 2, f) for x in args))
     return out
+
+
+def _part(x: Optional[torch.Tensor], dim: int, index) -> Optional[torch.Tensor]:
+    """``x`` indexed along ``dim`` (a slice), or ``x`` whole when it broadcasts there (size 1) or is None."""
+    if x is None or x.shape[dim] == 1:
+        return x
+    return x[(slice(None),) * dim + (index,)]
 
 
 class NoiseStream:
@@ -69,18 +76,43 @@ class NoiseStream:
     are multiples of 16 (and a last one of at least 16, or the whole call
     when it is shorter) leaves the stream unchanged. ``skip()`` draws and
     discards the rest, leaving ``gen`` where the whole call would.
+    :meth:`then` gives the values of a second call made after the whole
+    first one, before any of the first is taken.
     """
 
     def __init__(self, gen: torch.Generator, total: int, piece: int = CHUNK_VALUES):
-        self.gen, self.left, self.piece = gen, int(total), max(16, piece - piece % 16)
+        self.gen, self.total, self.left, self.piece = gen, int(total), int(total), max(16, piece - piece % 16)
         self.buf = torch.empty(0)
+        self._end: Optional[torch.Tensor] = None  # generator state once the stream is used up (see then)
 
     def _draw(self, need: int) -> torch.Tensor:
         k = min(self.left, max(self.piece, -(-need // 16) * 16))
         if self.left - k < 16:
             k = self.left  # the call's last block: drawn with the piece before it
         self.left -= k
-        return torch.randn(k, generator=self.gen)
+        values = torch.randn(k, generator=self.gen)
+        if self.left == 0 and self._end is not None:
+            self.gen.set_state(self._end)
+        return values
+
+    def then(self, shape: tuple) -> torch.Tensor:
+        """``torch.randn(shape)`` drawn as if after the whole stream.
+
+        The stream is drawn once and discarded to reach those values, then
+        rewound; once it is used up, the generator is where both calls
+        would leave it. Call it before taking any value.
+        """
+        if self.left != self.total:
+            raise RuntimeError("NoiseStream.then must come before any value is taken")
+        start = self.gen.get_state()
+        self.skip()
+        after = torch.randn(shape, generator=self.gen)
+        self._end = self.gen.get_state()
+        self.gen.set_state(start)
+        self.left = self.total
+        if self.left == 0:  # nothing to take: already used up
+            self.gen.set_state(self._end)
+        return after
 
     def take(self, n: int) -> torch.Tensor:
         if n > self.buf.numel() + self.left:
@@ -116,13 +148,7 @@ def by_channel_frames(fn: Callable[..., torch.Tensor], out: torch.Tensor, noise:
             for f in frame_chunks(one):
                 piece = out[s:s + 1, c:c + 1, f]
                 n = noise.take(piece.numel()).view(piece.shape).to(out.device)
-                picked = []
-                for x in args:
-                    if x is not None:
-                        x = x[s:s + 1] if x.shape[0] > 1 else x
-                        x = x[:, c:c + 1] if x.shape[1] > 1 else x
-                        x = x[:, :, f] if x.shape[2] > 1 else x
-                    picked.append(x)
+                picked = (_part(_part(_part(x, 0, slice(s, s + 1)), 1, slice(c, c + 1)), 2, f) for x in args)
                 out[s:s + 1, c:c + 1, f] = fn(*picked, n)
     return out
 
@@ -254,15 +280,8 @@ class Sampler:
             noise = NoiseStream(self.gen, self.x.numel())
             shared = None
             if s < self.corr_below and self.noise_corr > 0.0:
-                before = self.gen.get_state()
-                noise.skip()
-                shared = self._noise(self.x.shape[:2] + (1,) + tuple(self.x.shape[3:]))
-                after = self.gen.get_state()
-                self.gen.set_state(before)
-                noise = NoiseStream(self.gen, self.x.numel())
+                shared = noise.then(self.x.shape[:2] + (1,) + tuple(self.x.shape[3:])).to(self.device)
             by_channel_frames(reverse, self.x, noise, x0, self.x, shared)
-            if shared is not None:
-                self.gen.set_state(after)
         self.x0_hat = x0
         self.steps_done += 1
 
