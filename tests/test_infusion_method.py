@@ -37,7 +37,8 @@ def texture(t=6, h=16, w=16, seed=0):
 
 
 def fill(video, mask, seed=0, **kw):
-    opts = {k: kw.pop(k) for k in list(kw) if k in ("work_dir", "resume", "progress", "samples", "keep_work")}
+    opts = {k: kw.pop(k) for k in list(kw)
+            if k in ("work_dir", "resume", "progress", "samples", "keep_work", "segment_frames", "average")}
     return run(video, mask, method="infusion", config=InfusionConfig(**{**TINY, **kw}), seed=seed, **opts)
 
 

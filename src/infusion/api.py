@@ -64,7 +64,8 @@ def inpaint_file(video_path, mask_path, out_path, *, method: str = "infusion", p
                  config=None, overrides: Optional[dict] = None, seed: int = 0, device: str = "auto",
                  threads: Optional[int] = None, samples: int = 1, average: bool = False, dilate: int = 0,
                  work_dir=None, resume: bool = False, restart: bool = False, keep_work: bool = False,
-                 crf: int = 12, fps: Optional[float] = None, progress=True) -> dict:
+                 crf: int = 12, fps: Optional[float] = None, segment_frames: Optional[int] = None,
+                 progress=True) -> dict:
     """Inpaint a video file with a mask file and write the result; return the summary.
 
     The first sample is written to ``out_path`` (format from its extension,
@@ -74,7 +75,8 @@ def inpaint_file(video_path, mask_path, out_path, *, method: str = "infusion", p
 
     Methods that train keep checkpoints in ``work_dir`` (default
     ``<out_path>.work``), removed after success unless ``keep_work``;
-    ``resume`` continues an interrupted run from there.
+    ``resume`` continues an interrupted run from there. ``segment_frames``:
+    see :func:`infusion.run` (long clips are filled in segments).
     """
     prog = as_progress(progress)
     out = check_output_path(out_path, [video_path, mask_path])
@@ -88,7 +90,8 @@ def inpaint_file(video_path, mask_path, out_path, *, method: str = "infusion", p
     result: InpaintResult = run(
         video, mask, method=method, config=cfg, seed=seed, device=device, threads=threads,
         samples=samples, average=average, progress=prog, work_dir=work_dir, resume=resume,
-        restart=restart, keep_work=keep_work, video_name=str(video_path), mask_name=str(mask_path))
+        restart=restart, keep_work=keep_work, segment_frames=segment_frames,
+        video_name=str(video_path), mask_name=str(mask_path))
     result.preset = preset or m.default_preset
     rate = fps or video_fps
     written = {"result": str(save_video(out, result.samples[0], rate, crf=crf, inputs=[video_path, mask_path]))}

@@ -75,6 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue an interrupted run from its work folder")
     p.add_argument("--restart", action="store_true", help="discard an interrupted run and start over")
     p.add_argument("--keep-work", action="store_true", help="keep the work folder after success")
+    p.add_argument("--segment-frames", type=int, default=None, metavar="N",
+                   help="fill long clips in overlapping segments of at most N frames, each continuing the one "
+                        "before (bounds memory; default: about 48 million voxels per segment, 0: never split)")
     p.add_argument("--crf", type=int, default=12, help="H.264 quality for .mp4/.mov (0 best, default 12)")
     p.add_argument("--fps", type=float, default=None, help="frame rate of the output (default: the input's)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
@@ -134,7 +137,7 @@ def _cmd_inpaint(args) -> int:
         overrides=parse_assignments(args.overrides + shortcuts), seed=args.seed, device=args.device,
         threads=args.threads, samples=args.samples, average=args.average, dilate=args.dilate,
         work_dir=args.work_dir, resume=args.resume, restart=args.restart, keep_work=args.keep_work,
-        crf=args.crf, fps=args.fps, progress=Progress() if args.quiet else TqdmProgress())
+        crf=args.crf, fps=args.fps, segment_frames=args.segment_frames, progress=Progress() if args.quiet else TqdmProgress())
     return 0
 
 

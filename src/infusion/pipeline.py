@@ -27,6 +27,7 @@ from .errors import InputError, ResumeError
 from .masks import check_fillable, match_mask
 from .methods import RunContext, get_method
 from .progress import Progress, as_progress
+from .segments import SEGMENT_OVERLAP, plan_segments, segment_length
 from .video_io import check_video_array, to_float
 
 JOB_FILE = "job.json"
@@ -115,8 +116,89 @@ def from_float(result: np.ndarray, like: np.ndarray, mask: np.ndarray) -> np.nda
     return out
 
 
+def _method_fill(m, video: np.ndarray, mask: np.ndarray, cfg, ctx: RunContext) -> np.ndarray:
+    """Method ``m``'s float fill ``(S, T, H, W, 3)`` of ``video`` where ``mask``, checked.
+
+    The method never sees the pixels it is asked to fill: they are zeroed
+    in the float copy it gets.
+    """
+    visible = to_float(video)
+    if np.shares_memory(visible, video):
+        visible = visible.copy()
+    visible[mask] = 0.0
+    raw = np.asarray(m.load()(visible, mask, cfg, ctx), dtype=np.float32)
+    del visible
+    expected = (1 if not m.stochastic else ctx.samples,) + video.shape
+    if raw.shape != expected:
+        raise RuntimeError(f"method {m.name} returned shape {raw.shape}, expected {expected}")
+    if not np.isfinite(raw).all():
+        raise RuntimeError(f"method {m.name} returned NaN or infinite values")
+    return raw
+
+
+def _fill_in_segments(m, video: np.ndarray, mask: np.ndarray, cfg, ctx: RunContext,
+                      spans: list[tuple[int, int]]) -> tuple[np.ndarray, dict]:
+    """Fill ``video`` segment by segment (see :mod:`infusion.segments`).
+
+    Segment ``k`` of sample ``i`` is filled with seed ``ctx.seed + i`` (its
+    own stream of draws: ``+ 1_000_033 * k``), one sample at a time, its
+    frames shared with segment ``k - 1`` taken from that one's result as
+    known pixels. With a work folder, each finished segment's frames are
+    saved there (``sample<i>-segment<k>.npy``) and the method's checkpoints
+    kept in ``sample<i>-segment<k>/``, so that a resumed run skips what is
+    done and continues the segment it was in.
+    Returns ``(samples, stats)``: ``(S, T, H, W, 3)`` with ``video``'s
+    dtype, and the segments with each one's method stats.
+    """
+    samples = ctx.samples if m.stochastic else 1
+    out = np.empty((samples,) + video.shape, video.dtype)
+    stats: dict = {"segments": [list(span) for span in spans], "segment_stats": []}
+    for i in range(samples):
+        for k, (a, b) in enumerate(spans):
+            name = f"sample{i + 1}-segment{k + 1}"
+            done = ctx.work_dir / f"{name}.npy" if ctx.work_dir is not None else None
+            if done is not None and ctx.resume and done.exists():
+                out[i, a:b] = np.load(done)
+                continue
+            seg, hole = video[a:b].copy(), mask[a:b].copy()
+            if k > 0:  # the frames shared with the previous segment: its result, known
+                shared = spans[k - 1][1] - a
+                seg[:shared], hole[:shared] = out[i, a:a + shared], False
+            ctx.progress.log(f"segment {k + 1}/{len(spans)} (frames {a}-{b - 1})"
+                             + (f" of sample {i + 1}/{samples}" if samples > 1 else ""))
+            seg_stats: dict = {"frames": [a, b]}
+            if hole.any():
+                sub = RunContext(seed=ctx.seed + i + 1_000_033 * k, device=ctx.device, samples=1,
+                                 progress=ctx.progress, resume=ctx.resume,
+                                 work_dir=None if ctx.work_dir is None else ctx.work_dir / name)
+                if sub.work_dir is not None:
+                    sub.work_dir.mkdir(parents=True, exist_ok=True)
+                seg = from_float(_method_fill(m, seg, hole, cfg, sub), seg, hole)[0]
+                seg_stats.update(sub.stats)
+            out[i, a:b] = seg
+            stats["segment_stats"].append(seg_stats)
+            if done is not None:
+                tmp = done.with_suffix(".tmp.npy")
+                np.save(tmp, seg)
+                os.replace(tmp, done)
+                shutil.rmtree(ctx.work_dir / name, ignore_errors=True)
+    for key in ("train_s", "sample_s"):
+        figures = [s[key] for s in stats["segment_stats"] if key in s]
+        if figures:
+            stats[key] = round(sum(figures), 2)
+    return out, stats
+
+
+def _mean_of_samples(samples: np.ndarray, like: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """The mean of ``samples`` ``(S, T, H, W, 3)``, frame by frame, in ``like``'s dtype (known pixels exact)."""
+    out = np.empty(like.shape, like.dtype)
+    for f in range(like.shape[0]):
+        out[f] = from_float(to_float(samples[:, f]).mean(axis=0)[None], like[f:f + 1], mask[f:f + 1])[0]
+    return out
+
+
 def job_signature(video: np.ndarray, mask: np.ndarray, method: str, config, seed: int,
-                  samples: int, device: str) -> dict:
+                  samples: int, device: str, segments: Optional[list] = None) -> dict:
     """What identifies a job for resuming: a hash of the data, the settings and the checkpoint format.
 
     ``CHECKPOINT_FORMAT`` changes whenever a saved network would mean
@@ -129,6 +211,7 @@ def job_signature(video: np.ndarray, mask: np.ndarray, method: str, config, seed
     return {
         "data_sha256": h.hexdigest(), "shape": list(video.shape), "method": method,
         "config": config_to_dict(config), "seed": seed, "samples": samples, "device": device,
+        "segments": [list(map(int, span)) for span in segments or [(0, len(video))]],
         "checkpoint_format": CHECKPOINT_FORMAT,
     }
 
@@ -196,7 +279,8 @@ def run(video, mask, *, method: str = "infusion", preset: Optional[str] = None, 
         overrides: Optional[dict] = None, seed: int = 0, device: str = "auto",
         threads: Optional[int] = None, samples: int = 1, average: bool = False,
         progress=None, work_dir=None, resume: bool = False, restart: bool = False,
-        keep_work: bool = False, video_name: str = "video", mask_name: str = "mask") -> InpaintResult:
+        keep_work: bool = False, segment_frames: Optional[int] = None,
+        video_name: str = "video", mask_name: str = "mask") -> InpaintResult:
     """Inpaint ``video`` where ``mask`` is True.
 
     Parameters
@@ -222,6 +306,13 @@ def run(video, mask, *, method: str = "infusion", preset: Optional[str] = None, 
         Folder for checkpoints (methods that train). ``resume`` continues an
         interrupted run found there, ``restart`` discards it. It is removed
         after success unless ``keep_work``.
+    segment_frames : int, optional
+        Fill the clip in overlapping segments of at most this many frames
+        (:mod:`infusion.segments`), each after the first continuing from the
+        one before; bounds the memory of long clips. 0: never split;
+        default: segments of about ``SEGMENT_VOXELS`` voxels. A split clip's
+        samples are drawn one after another (sample ``i`` with ``seed + i``)
+        and their average is that of the written samples.
 
     Returns
     -------
@@ -250,38 +341,40 @@ def run(video, mask, *, method: str = "infusion", preset: Optional[str] = None, 
                              cfg, int(seed), dev, {"wall_s": 0.0, "cpu_s": 0.0}, nothing_to_do=True)
 
     t, h, w = mask.shape
+    length = segment_length(t, h, w, segment_frames)
+    spans = plan_segments(t, length)
+    if len(spans) > 1 and mask[:spans[0][1]].all():
+        prog.log(f"{mask_name}: the first {spans[0][1]} frames are masked throughout: filling the clip in one piece")
+        length, spans = t, [(0, t)]
     prog.log(f"infusion: {method}{f' ({used_preset})' if used_preset else ''} on {video_name} "
              f"({t} frames, {w}x{h}), mask {mask_name} ({100 * mask.mean():.1f}% of pixels), seed {seed}")
     prog.log(f"settings: {cfg!r}")
     wd = Path(work_dir) if work_dir is not None else None
     if wd is not None:
-        prepare_work_dir(wd, job_signature(video, mask, method, cfg, int(seed), samples, dev), resume, restart)
+        prepare_work_dir(wd, job_signature(video, mask, method, cfg, int(seed), samples, dev, spans), resume, restart)
     ctx = RunContext(seed=int(seed), device=dev, samples=samples, progress=prog, work_dir=wd, resume=resume)
 
     import torch
 
     torch.manual_seed(int(seed))
     wall0, cpu0 = time.perf_counter(), _rusage_cpu()
-    fill = m.load()
-    visible = to_float(video)
-    if np.shares_memory(visible, video):
-        visible = visible.copy()
-    visible[mask] = 0.0  # no method ever sees what it is asked to fill
-    raw = np.asarray(fill(visible, mask, cfg, ctx), dtype=np.float32)
-    del visible
-    expected = (1 if not m.stochastic else samples,) + video.shape
-    if raw.shape != expected:
-        raise RuntimeError(f"method {method} returned shape {raw.shape}, expected {expected}")
-    if not np.isfinite(raw).all():
-        raise RuntimeError(f"method {method} returned NaN or infinite values")
-    out = from_float(raw, video, mask)
-    avg = from_float(raw.mean(axis=0), video, mask) if average else None
+    if len(spans) == 1:
+        raw = _method_fill(m, video, mask, cfg, ctx)
+        out = from_float(raw, video, mask)
+        avg = from_float(raw.mean(axis=0), video, mask) if average else None
+        del raw
+        method_stats = ctx.stats
+    else:
+        prog.log(f"infusion: {t} frames in {len(spans)} segments of at most {length} frames, each after the "
+                 f"first starting from the last {SEGMENT_OVERLAP} frames of the one before")
+        out, method_stats = _fill_in_segments(m, video, mask, cfg, ctx, spans)
+        avg = _mean_of_samples(out, video, mask) if average else None
     stats = {
         "wall_s": round(time.perf_counter() - wall0, 3),
         "cpu_s": round(_rusage_cpu() - cpu0, 3),
         "peak_rss_mb": round(peak_rss_mb(), 1),
         "threads": torch.get_num_threads(),
-        **ctx.stats,
+        **method_stats,
     }
     if wd is not None and not keep_work:
         shutil.rmtree(wd, ignore_errors=True)

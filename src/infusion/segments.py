@@ -1,0 +1,66 @@
+"""Long clips in overlapping segments of bounded memory.
+
+A method holds several float copies of the clip it fills (the infusion
+sampler about 85 bytes per voxel at its peak: 8.8 GB for 1000 frames of
+240x432), so a clip longer than a budget is filled one segment of frames
+at a time (:func:`plan_segments`). Each segment after the first starts with
+the last ``overlap`` frames of the previous one's result, given as known
+pixels: the fill continues from what is already written instead of being
+blended with another fill. The method then never holds more than one
+segment, whatever the length; the clip's own bytes (the input and the
+result, in their dtype) remain.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from .errors import InputError
+
+# Voxels (frames x height x width) per segment when the length is chosen
+# automatically: about 4 GB at the infusion sampler's peak.
+SEGMENT_VOXELS = 48_000_000
+# Frames of the previous segment's result a segment starts from.
+SEGMENT_OVERLAP = 16
+# Shortest automatic segment: whatever the frame size, a segment moves on
+# by at least 3 overlaps.
+MIN_SEGMENT_FRAMES = 4 * SEGMENT_OVERLAP
+
+
+def segment_length(frames: int, height: int, width: int, segment_frames: Optional[int] = None) -> int:
+    """Frames per segment for a clip: ``segment_frames`` if given (0: the whole clip),
+    else ``SEGMENT_VOXELS`` worth of frames, at least ``MIN_SEGMENT_FRAMES``.
+
+    The result is ``frames`` when the clip is not to be split.
+    """
+    if segment_frames is None:
+        segment_frames = max(MIN_SEGMENT_FRAMES, SEGMENT_VOXELS // max(1, height * width))
+    elif isinstance(segment_frames, bool) or not isinstance(segment_frames, int) or segment_frames < 0:
+        raise InputError(f"segment_frames must be a non-negative integer (0: never split); got {segment_frames!r}")
+    elif 0 < segment_frames <= SEGMENT_OVERLAP:
+        raise InputError(f"segment_frames must be 0 or more than the {SEGMENT_OVERLAP} frames segments "
+                         f"overlap by; got {segment_frames}")
+    if segment_frames == 0 or segment_frames >= frames:
+        return frames
+    return segment_frames
+
+
+def plan_segments(frames: int, length: int, overlap: int = SEGMENT_OVERLAP) -> list[tuple[int, int]]:
+    """Spans ``(start, stop)`` of at most ``length`` frames covering ``0 .. frames - 1``.
+
+    Consecutive spans share exactly ``overlap`` frames and have the same
+    length to within one frame; one span ``(0, frames)`` when ``length >=
+    frames``. ``length`` must exceed ``overlap``.
+    """
+    if length >= frames:
+        return [(0, frames)]
+    if length <= overlap:
+        raise ValueError("a segment must be longer than the overlap")
+    count = -(-(frames - overlap) // (length - overlap))
+    step, extra = divmod(frames - overlap, count)  # new frames per segment: step, +1 for the first `extra`
+    spans, start = [], 0
+    for k in range(count):
+        stop = start + overlap + step + (1 if k < extra else 0)
+        spans.append((start, stop))
+        start = stop - overlap
+    return spans
