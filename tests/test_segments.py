@@ -115,8 +115,11 @@ def test_segmented_run_resumes_where_it_stopped(tmp_path):
     assert (wd / "sample1-segment2" / "checkpoint.pt").exists()
     with pytest.raises(ResumeError, match="differs in segments"):  # another split is another job
         fill(video, mask, seed=2, segment_frames=30, work_dir=wd, resume=True)
-    resumed = fill(video, mask, seed=2, segment_frames=24, work_dir=wd, resume=True).samples
-    assert np.array_equal(resumed, reference)
+    resumed = fill(video, mask, seed=2, segment_frames=24, work_dir=wd, resume=True)
+    assert np.array_equal(resumed.samples, reference)
+    # the stats of the segment read back are kept
+    assert [s["frames"] for s in resumed.stats["segment_stats"]] == [[0, 24], [8, 32], [16, 40]]
+    assert resumed.stats["train_s"] == round(sum(s["train_s"] for s in resumed.stats["segment_stats"]), 2)
     assert not wd.exists()
 
 

@@ -1,9 +1,10 @@
 """One inpainting job, from arrays in to arrays out.
 
 :func:`run` validates the inputs, picks the method and its config, prepares
-the work folder (checkpoints, resume), runs the method, pastes the known
-pixels back exactly and measures the cost. The CLI, the Python API, the demo
-and the benchmark all go through it.
+the work folder (checkpoints, resume), runs the method (over the whole
+clip, or segment by segment for a long one: :mod:`infusion.segments`),
+pastes the known pixels back exactly and measures the cost. The CLI, the
+Python API, the demo and the benchmark all go through it.
 """
 
 from __future__ import annotations
@@ -143,10 +144,10 @@ def _fill_in_segments(m, video: np.ndarray, mask: np.ndarray, cfg, ctx: RunConte
     Segment ``k`` of sample ``i`` is filled with seed ``ctx.seed + i`` (its
     own stream of draws: ``+ 1_000_033 * k``), one sample at a time, its
     frames shared with segment ``k - 1`` taken from that one's result as
-    known pixels. With a work folder, each finished segment's frames are
-    saved there (``sample<i>-segment<k>.npy``) and the method's checkpoints
-    kept in ``sample<i>-segment<k>/``, so that a resumed run skips what is
-    done and continues the segment it was in.
+    known pixels. With a work folder, each finished segment's frames and
+    stats are saved there (``sample<i>-segment<k>.npy`` and ``.json``) and
+    the method's checkpoints kept in ``sample<i>-segment<k>/``, so that a
+    resumed run skips what is done and continues the segment it was in.
     Returns ``(samples, stats)``: ``(S, T, H, W, 3)`` with ``video``'s
     dtype, and the segments with each one's method stats.
     """
@@ -159,6 +160,7 @@ def _fill_in_segments(m, video: np.ndarray, mask: np.ndarray, cfg, ctx: RunConte
             done = ctx.work_dir / f"{name}.npy" if ctx.work_dir is not None else None
             if done is not None and ctx.resume and done.exists():
                 out[i, a:b] = np.load(done)
+                stats["segment_stats"].append(json.loads(done.with_suffix(".json").read_text()))
                 continue
             seg, hole = video[a:b].copy(), mask[a:b].copy()
             if k > 0:  # the frames shared with the previous segment: its result, known
@@ -177,7 +179,8 @@ def _fill_in_segments(m, video: np.ndarray, mask: np.ndarray, cfg, ctx: RunConte
                 seg_stats.update(sub.stats)
             out[i, a:b] = seg
             stats["segment_stats"].append(seg_stats)
-            if done is not None:
+            if done is not None:  # the stats first: a segment counts as done once its frames are saved
+                done.with_suffix(".json").write_text(json.dumps(seg_stats, default=float))
                 tmp = done.with_suffix(".tmp.npy")
                 np.save(tmp, seg)
                 os.replace(tmp, done)
