@@ -44,7 +44,7 @@ def test_segment_length_rules():
     assert segment_length(400, 240, 432) == 400  # fits: not split
     assert segment_length(5000, 1080, 1920) == MIN_SEGMENT_FRAMES
     assert segment_length(1000, 240, 432, 0) == 1000
-    assert segment_length(1000, 240, 432, 100) == 100
+    assert segment_length(1000, 240, 432, 100) == segment_length(1000, 240, 432, np.int64(100)) == 100
     for bad in (-1, SEGMENT_OVERLAP, 2.5, True):
         with pytest.raises(InputError, match="segment_frames"):
             segment_length(1000, 240, 432, bad)

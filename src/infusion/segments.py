@@ -13,6 +13,7 @@ result, in their dtype) remain.
 
 from __future__ import annotations
 
+import numbers
 from typing import Optional
 
 from .errors import InputError
@@ -35,9 +36,10 @@ def segment_length(frames: int, height: int, width: int, segment_frames: Optiona
     """
     if segment_frames is None:
         segment_frames = max(MIN_SEGMENT_FRAMES, SEGMENT_VOXELS // max(1, height * width))
-    elif isinstance(segment_frames, bool) or not isinstance(segment_frames, int) or segment_frames < 0:
+    elif isinstance(segment_frames, bool) or not isinstance(segment_frames, numbers.Integral) or segment_frames < 0:
         raise InputError(f"segment_frames must be a non-negative integer (0: never split); got {segment_frames!r}")
-    elif 0 < segment_frames <= SEGMENT_OVERLAP:
+    segment_frames = int(segment_frames)
+    if 0 < segment_frames <= SEGMENT_OVERLAP:
         raise InputError(f"segment_frames must be 0 or more than the {SEGMENT_OVERLAP} frames segments "
                          f"overlap by; got {segment_frames}")
     if segment_frames == 0 or segment_frames >= frames:
