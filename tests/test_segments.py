@@ -22,7 +22,6 @@ from test_infusion_method import Interrupt, fill, texture
 def test_segments_cover_the_clip_with_exact_overlaps(frames, length, overlap):
     spans = plan_segments(frames, length, overlap)
     assert spans[0][0] == 0 and spans[-1][1] == frames
-    assert all(b2 - overlap == a2 for (_, b2), (a2, _) in zip(spans, spans[1:])) or len(spans) == 1
     for a, b in zip(spans, spans[1:]):
         assert a[1] - b[0] == overlap
     sizes = [b - a for a, b in spans]
