@@ -26,6 +26,7 @@ def test_segments_cover_the_clip_with_exact_overlaps(frames, length, overlap):
         assert a[1] - b[0] == overlap
     sizes = [b - a for a, b in spans]
     assert max(sizes) <= length and max(sizes) - min(sizes) <= 1
+    assert sizes == sorted(sizes, reverse=True)  # the first is the longest (run's log line relies on it)
     # as few segments as the length allows: one fewer could not cover the clip
     assert overlap + (len(spans) - 1) * (length - overlap) < frames
 

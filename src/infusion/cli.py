@@ -137,7 +137,8 @@ def _cmd_inpaint(args) -> int:
         overrides=parse_assignments(args.overrides + shortcuts), seed=args.seed, device=args.device,
         threads=args.threads, samples=args.samples, average=args.average, dilate=args.dilate,
         work_dir=args.work_dir, resume=args.resume, restart=args.restart, keep_work=args.keep_work,
-        crf=args.crf, fps=args.fps, segment_frames=args.segment_frames, progress=Progress() if args.quiet else TqdmProgress())
+        crf=args.crf, fps=args.fps, segment_frames=args.segment_frames,
+        progress=Progress() if args.quiet else TqdmProgress())
     return 0
 
 

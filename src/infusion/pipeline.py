@@ -151,7 +151,7 @@ def _fill_in_segments(m, video: np.ndarray, mask: np.ndarray, cfg, ctx: RunConte
     Returns ``(samples, stats)``: ``(S, T, H, W, 3)`` with ``video``'s
     dtype, and the segments with each one's method stats.
     """
-    samples = ctx.samples if m.stochastic else 1
+    samples = ctx.samples  # 1 for a deterministic method (see run)
     out = np.empty((samples,) + video.shape, video.dtype)
     stats: dict = {"segments": [list(span) for span in spans], "segment_stats": []}
     for i in range(samples):
@@ -344,11 +344,10 @@ def run(video, mask, *, method: str = "infusion", preset: Optional[str] = None, 
                              cfg, int(seed), dev, {"wall_s": 0.0, "cpu_s": 0.0}, nothing_to_do=True)
 
     t, h, w = mask.shape
-    length = segment_length(t, h, w, segment_frames)
-    spans = plan_segments(t, length)
-    if len(spans) > 1 and mask[:spans[0][1]].all():
+    spans = plan_segments(t, segment_length(t, h, w, segment_frames))
+    if len(spans) > 1 and mask[:spans[0][1]].all():  # later segments start with known frames
         prog.log(f"{mask_name}: the first {spans[0][1]} frames are masked throughout: filling the clip in one piece")
-        length, spans = t, [(0, t)]
+        spans = [(0, t)]
     prog.log(f"infusion: {method}{f' ({used_preset})' if used_preset else ''} on {video_name} "
              f"({t} frames, {w}x{h}), mask {mask_name} ({100 * mask.mean():.1f}% of pixels), seed {seed}")
     prog.log(f"settings: {cfg!r}")
@@ -368,7 +367,7 @@ def run(video, mask, *, method: str = "infusion", preset: Optional[str] = None, 
         del raw
         method_stats = ctx.stats
     else:
-        prog.log(f"infusion: {t} frames in {len(spans)} segments of at most {length} frames, each after the "
+        prog.log(f"infusion: {t} frames in {len(spans)} segments of at most {spans[0][1]} frames, each after the "
                  f"first starting from the last {SEGMENT_OVERLAP} frames of the one before")
         out, method_stats = _fill_in_segments(m, video, mask, cfg, ctx, spans)
         avg = _mean_of_samples(out, video, mask) if average else None

@@ -51,7 +51,8 @@ def plan_segments(frames: int, length: int, overlap: int = SEGMENT_OVERLAP) -> l
     """Spans ``(start, stop)`` of at most ``length`` frames covering ``0 .. frames - 1``.
 
     Consecutive spans share exactly ``overlap`` frames and have the same
-    length to within one frame; one span ``(0, frames)`` when ``length >=
+    length to within one frame, the first ones the longer (so the first is
+    the longest); one span ``(0, frames)`` when ``length >=
     frames``. ``length`` must exceed ``overlap``.
     """
     if length >= frames:
