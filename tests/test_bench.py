@@ -100,6 +100,7 @@ def test_bench_end_to_end(first_run, capsys):
         assert (run_dir / name).is_file(), name
     record = json.loads((run_dir / "run.json").read_text(), parse_constant=lambda c: pytest.fail(f"non-JSON {c}"))
     assert record["drift"] is None and ok["drift"] == ""  # short clip: undefined, written as null / empty
+    assert record["segments"] == 1  # a short clip is filled in one piece
     broken = rows[("long-broken", "odd")]
     assert broken["status"] == "error" and "frame size" in broken["error"]
     assert "| tiny | telea | 2 |" in (out / "results.md").read_text()

@@ -409,3 +409,48 @@ def test_patch_start_held_to_zero_is_the_patch_fill_and_runs_no_network():
     part = fill(video, mask, init_hold_t=17, **kw)
     assert free.stats["sample_gflop"] > 0
     assert part.stats["sample_gflop"] == pytest.approx(free.stats["sample_gflop"] / 3, rel=1e-3)
+
+
+def test_working_size_closed_forms():
+    """The frames shrink so that the hole's box over the clip fits ``max_region_pixels``
+    and the longer side fits ``max_side``, whichever needs more; never enlarged."""
+    from infusion.infusion_method import working_size
+
+    mask = np.zeros((3, 100, 200), bool)
+    mask[1, 10:60, 20:100] = True  # box 50 x 80 = 4000 px
+    assert working_size(mask, 0, 0) == (100, 200)
+    assert working_size(mask, 0, 4000) == (100, 200)  # fits
+    assert working_size(mask, 0, 1000) == (50, 100)  # sqrt(1000 / 4000) = 0.5
+    assert working_size(mask, 100, 0) == (50, 100)  # 100 / 200
+    assert working_size(mask, 100, 250) == (25, 50)  # sqrt(250 / 4000) = 0.25 < 0.5
+    assert working_size(mask, 400, 0) == (100, 200)  # never enlarged
+    mask[2, 90:100, 190:200] = True  # the box spans the clip: rows 10-99, columns 20-199
+    assert working_size(mask, 0, 4050) == (50, 100)  # sqrt(4050 / (90 * 180)) = 0.5
+    assert working_size(mask, 0, 1) == (8, 8)  # at least 8 px a side
+    assert working_size(np.zeros_like(mask), 0, 10) == (100, 200)
+
+
+def test_large_frames_are_worked_at_the_region_budget_and_filled_at_full_size():
+    """A hole whose box exceeds ``max_region_pixels`` is filled on frames scaled
+    to fit it, and the fill enlarged back: with the ``patch`` start held to t = 0
+    (no network) the result is the patch fill of the halved clip, enlarged by
+    cubic interpolation into the full frames' hole; known pixels stay exact."""
+    import cv2
+
+    from infusion.infusion_method import resize_clip
+
+    video, mask = texture(t=8, h=48, w=48)
+    mask[:] = False
+    mask[:, 12:36, 8:32] = True  # box 24 x 24 = 576 px
+    kw = dict(init_fill="patch", start_timestep=50, init_hold_t=0)
+    big = fill(video, mask, max_region_pixels=144, **kw)  # scale sqrt(144 / 576) = 0.5
+    assert big.stats["work_size"] == [24, 24]
+    assert np.array_equal(big.video[~mask], video[~mask])
+    small, small_mask = resize_clip(video.astype(np.float32) / 255.0, mask, (24, 24))
+    patch = run(small, small_mask, method="patch").video
+    enlarged = np.stack([cv2.resize(f, (48, 48), interpolation=cv2.INTER_CUBIC) for f in patch])
+    expected = np.rint(np.clip(enlarged, 0.0, 1.0) * 255.0)
+    assert np.abs(big.video[mask].astype(int) - expected[mask]).max() <= 1
+    native = fill(video, mask, **kw)
+    assert native.stats["work_size"] == [48, 48]
+    assert np.abs(native.video[mask].astype(int) - expected[mask]).mean() > 2.0  # a different fill

@@ -301,7 +301,8 @@ def execute_job(job: Job) -> dict:
     """Run one job through :func:`infusion.pipeline.run`, write its videos and score it.
 
     Returns the run's record: metrics, cost (the pipeline's ``wall_s``,
-    ``cpu_s`` and ``peak_rss_mb``, measured before scoring) and status.
+    ``cpu_s`` and ``peak_rss_mb``, measured before scoring), the number of
+    ``segments`` the clip was filled in (:mod:`infusion.segments`) and status.
     """
     from .masks import load_mask, match_mask
     from .metrics.report import evaluate_arrays
@@ -318,6 +319,7 @@ def execute_job(job: Job) -> dict:
     res = run(video, mask, method=job.method, preset=job.preset, overrides=job.overrides, seed=job.seed,
               device="auto", threads=job.threads, samples=job.samples)
     record = {k: res.stats.get(k) for k in (*COST, *SPEED)}
+    record["segments"] = len(res.stats.get("segments") or [None])  # a long clip is filled in several
     changed = known_pixels_changed(res.samples, video, mask)
     write_run_videos(run_dir, video, mask, res.video, job)
     samples = res.samples if res.samples.shape[0] > 1 else None

@@ -99,7 +99,10 @@ class InfusionConfig:
         so the training masks are as large as the hole (off in every preset:
         at the ``fast`` budget the larger crops learnt less, see there);
         ``max_side`` > 0 downsizes frames whose longer side exceeds it before
-        anything else (0: native size). ``train_masks`` is "blobs",
+        anything else (0: native size); ``max_region_pixels`` > 0 downsizes
+        them so that the hole's bounding box over the clip holds at most that
+        many pixels (0: no limit); the fill is enlarged back to the frame
+        size (see :func:`infusion.infusion_method.working_size`). ``train_masks`` is "blobs",
         "strokes" or "mixed".
     Objective
         ``parametrization`` "x0" (the network predicts the clean video, the
@@ -167,6 +170,7 @@ class InfusionConfig:
     crop_hole_ratio: float = 0.0
     crop_max: int = 0
     max_side: int = 0
+    max_region_pixels: int = 0
     train_masks: str = "blobs"
     # objective
     parametrization: str = "x0"
@@ -233,6 +237,7 @@ class InfusionConfig:
             (self.crop_hole_ratio >= 0.0, "crop_hole_ratio must be >= 0"),
             (self.crop_max == 0 or self.crop_max >= 8, "crop_max must be 0 (no bound) or >= 8"),
             (self.max_side == 0 or self.max_side >= 16, "max_side must be 0 (native) or >= 16"),
+            (self.max_region_pixels >= 0, "max_region_pixels must be >= 0 (0: no limit)"),
             (self.train_masks in ("blobs", "strokes", "mixed"), "train_masks must be blobs, strokes or mixed"),
             (self.parametrization in ("x0", "edm"), "parametrization must be x0 or edm"),
             (self.sigma_data > 0, "sigma_data must be > 0"),
@@ -391,6 +396,11 @@ INFUSION_PRESETS: dict[str, InfusionConfig] = {
     # the network's redraw of the last noise levels is about even with
     # the copy it starts from (better on 10 of 24 runs). See the README for the
     # figures of this preset.
+    # Footage larger than the paper's 432x240 frames is worked at the size
+    # where the hole's bounding box holds at most 432 x 240 pixels
+    # (``max_region_pixels``), and the fill enlarged back: a small hole in
+    # HD or 4K footage keeps its native detail, a large one costs what it
+    # would at 432x240 (see the README's "Large frames").
     "fast": InfusionConfig(
         width=16, precision="auto", batch_size=2, crop_size=32, clip_frames=8,
         num_intervals=10, steps_per_interval=50, interval_mix=0.3,
@@ -400,6 +410,7 @@ INFUSION_PRESETS: dict[str, InfusionConfig] = {
         parametrization="edm", sigma_data=1.0, skip_sigma=0.05, loss_space="x0",
         roi=True, window_frames=24, window_overlap=8, keyframes="auto",
         init_fill="patch", start_timestep=300, final_noise_corr=0.9, init_hold_t=10,
+        max_region_pixels=432 * 240,
     ),
 }
 DEFAULT_INFUSION_PRESET = "fast"

@@ -22,6 +22,7 @@ an uninterrupted run with the same seed gives.
 from __future__ import annotations
 
 import copy
+import math
 import os
 import shutil
 import time
@@ -82,22 +83,45 @@ def choose_strides(config: InfusionConfig, mask: np.ndarray) -> list[int]:
     return keyframe_strides(mask.shape[0], reach, config.keyframe_factor)
 
 
-def resize_for_config(video: np.ndarray, mask: np.ndarray, max_side: int) -> tuple[np.ndarray, np.ndarray, bool]:
-    """Downsize frames whose longer side exceeds ``max_side`` (0: never).
+def working_size(mask: np.ndarray, max_side: int, max_region_pixels: int) -> tuple[int, int]:
+    """Frame size ``(h, w)`` the method works at: the clip's own, or smaller.
+
+    ``mask``: bool ``(T, H, W)``. The frames are scaled by the smallest of
+    ``max_side / max(H, W)`` (when ``max_side`` > 0 and the frames are
+    larger) and ``sqrt(max_region_pixels / area)``, where ``area`` is that
+    of the hole's bounding box over the whole clip (when
+    ``max_region_pixels`` > 0 and the box is larger): the cost of a run
+    follows the region around the hole, not the frame. Never enlarges;
+    each side is at least 8 px.
+    """
+    t, h, w = mask.shape
+    scale = 1.0
+    if max_side and max(h, w) > max_side:
+        scale = max_side / max(h, w)
+    if max_region_pixels:
+        rows, cols = np.flatnonzero(mask.any(axis=(0, 2))), np.flatnonzero(mask.any(axis=(0, 1)))
+        area = (rows[-1] - rows[0] + 1) * (cols[-1] - cols[0] + 1) if rows.size else 0
+        if area > max_region_pixels:
+            scale = min(scale, math.sqrt(max_region_pixels / area))
+    if scale >= 1.0:
+        return h, w
+    return max(8, round(h * scale)), max(8, round(w * scale))
+
+
+def resize_clip(video: np.ndarray, mask: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """``video`` and ``mask`` at frame size ``size`` = ``(h, w)`` (returned as they are when it is theirs).
 
     Frames use area averaging; the mask is marked wherever a downsized pixel
     touches the hole, so the fill covers the whole hole once enlarged back.
     """
-    t, h, w, _ = video.shape
-    if not max_side or max(h, w) <= max_side:
-        return video, mask, False
+    nh, nw = size
+    if (nh, nw) == video.shape[1:3]:
+        return video, mask
     import cv2
 
-    s = max_side / max(h, w)
-    nh, nw = max(8, round(h * s)), max(8, round(w * s))
     v = np.stack([cv2.resize(f, (nw, nh), interpolation=cv2.INTER_AREA) for f in video])
     m = np.stack([cv2.resize(f.astype(np.float32), (nw, nh), interpolation=cv2.INTER_AREA) > 0 for f in mask])
-    return v, m, True
+    return v, m
 
 
 def _upsize(samples: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -108,7 +132,7 @@ def _upsize(samples: np.ndarray, height: int, width: int) -> np.ndarray:
     for i in range(s):
         for j in range(t):
             out[i, j] = cv2.resize(samples[i, j], (width, height), interpolation=cv2.INTER_CUBIC)
-    return np.clip(out, 0.0, 1.0)
+    return np.clip(out, 0.0, 1.0, out=out)
 
 
 class LevelSampler:
@@ -317,9 +341,13 @@ def fill_infusion(video: np.ndarray, mask: np.ndarray, config: InfusionConfig, c
     device = torch.device(ctx.device)
     given = config
     full_h, full_w = video.shape[1:3]
-    vid, msk, resized = resize_for_config(video, mask, config.max_side)
+    size = working_size(mask, config.max_side, config.max_region_pixels)
+    vid, msk = resize_clip(video, mask, size)
+    resized = size != (full_h, full_w)
     if resized:
-        ctx.progress.log(f"infusion: working at {vid.shape[2]}x{vid.shape[1]} (max_side={config.max_side})")
+        ctx.progress.log(f"infusion: working at {size[1]}x{size[0]}, the fill enlarged to {full_w}x{full_h} "
+                         f"(max_side={config.max_side}, max_region_pixels={config.max_region_pixels:,})")
+    ctx.stats["work_size"] = [size[1], size[0]]
 
     strides = choose_strides(config, msk)
     passes = sampling_passes(msk.shape[0], strides)

@@ -132,7 +132,7 @@ def _method_fill(m, video: np.ndarray, mask: np.ndarray, cfg, ctx: RunContext) -
     expected = (1 if not m.stochastic else ctx.samples,) + video.shape
     if raw.shape != expected:
         raise RuntimeError(f"method {m.name} returned shape {raw.shape}, expected {expected}")
-    if not np.isfinite(raw).all():
+    if not all(np.isfinite(frame).all() for frame in raw.reshape((-1,) + raw.shape[-3:])):  # no clip-sized mask
         raise RuntimeError(f"method {m.name} returned NaN or infinite values")
     return raw
 

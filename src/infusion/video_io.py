@@ -475,7 +475,9 @@ def check_video_array(video, name: str = "video") -> np.ndarray:
 def to_float(video: np.ndarray) -> np.ndarray:
     """uint8 or float frames -> float32 in [0, 1]."""
     if video.dtype == np.uint8:
-        return video.astype(np.float32) / 255.0
+        out = video.astype(np.float32)
+        out /= 255.0  # in place: no second clip-sized temporary
+        return out
     return video.astype(np.float32, copy=False)
 
 
