@@ -268,6 +268,27 @@ def test_motion_counts_pixels_in_the_hole_at_t_and_t_plus_1():
     assert np.isnan(motion(v[:1], m[:1]))
 
 
+def test_motion_of_a_long_clip_pools_every_frame_pair_across_blocks():
+    """A clip longer than ``MOTION_BLOCK`` frames: the pairs that straddle two
+    blocks count once, as in the whole-clip formula; uint8 frames give the
+    same value as their float version."""
+    from infusion.metrics.video import MOTION_BLOCK
+
+    t = 2 * MOTION_BLOCK + 7
+    ramp = np.zeros((t, 2, 2, 3), np.uint8)
+    ramp[:, 0, 0] = (np.arange(t) * 3)[:, None]  # +3 grey levels a frame at one pixel, still elsewhere
+    m = np.zeros((t, 2, 2), bool)
+    m[:, 0, :] = True  # the moving pixel and a still one
+    assert motion(ramp, m) == pytest.approx(1.5 / 255.0, rel=1e-6)
+    rng = np.random.default_rng(0)
+    v = rng.integers(0, 256, (t, 8, 8, 3), dtype=np.uint8)
+    region = rng.uniform(size=(t, 8, 8)) < 0.5
+    f = v.astype(np.float64) / 255.0
+    whole = np.abs(f[1:] - f[:-1]).mean(axis=-1)[region[:-1] & region[1:]].mean()
+    assert motion(v, region) == pytest.approx(whole, rel=1e-6)
+    assert motion(v.astype(np.float32) / 255.0, region) == pytest.approx(whole, rel=1e-6)
+
+
 def test_band_motion_ratio_is_zero_for_a_frozen_fill():
     v, m = moving_texture(), box_mask()
     frozen = np.where(m[..., None], v[0], v)
@@ -408,3 +429,19 @@ def test_evaluate_files_and_cli_eval(tmp_path, capsys):
     assert main(["eval", str(tmp_path / "short.npy"), str(tmp_path / "truth.npy"), str(tmp_path / "mask.png")]) == 2
     err = capsys.readouterr().err
     assert "short.npy" in err and "truth.npy" in err
+
+
+def test_overlay_mask_tints_only_the_hole():
+    """Masked pixels become round((1 - alpha) * pixel + alpha * colour); the others are unchanged."""
+    from infusion.visualize import overlay_mask
+
+    frames = np.random.default_rng(1).integers(0, 256, (3, 5, 6, 3), dtype=np.uint8)
+    mask = np.zeros((3, 5, 6), bool)
+    mask[1, 2:4, 1:5] = True
+    out = overlay_mask(frames, mask, colour=(200, 0, 100), alpha=0.25)
+    assert out.dtype == np.uint8 and np.array_equal(out[~mask], frames[~mask])
+    expected = np.rint(0.75 * frames[mask].astype(np.float64) + 0.25 * np.array([200, 0, 100]))
+    assert np.abs(out[mask].astype(int) - expected).max() <= 1  # float32 rounding at .5 ties
+    static = overlay_mask(frames, mask[1])  # one mask for every frame
+    assert all(np.array_equal(static[i][~mask[1]], frames[i][~mask[1]]) for i in range(3))
+    assert not np.array_equal(static[0][mask[1]], frames[0][mask[1]])

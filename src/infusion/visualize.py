@@ -8,12 +8,20 @@ import numpy as np
 
 
 def overlay_mask(frames: np.ndarray, mask: np.ndarray, colour=(255, 40, 40), alpha: float = 0.5) -> np.ndarray:
-    """Tint the masked pixels of ``uint8 (T, H, W, 3)`` frames; ``mask`` bool ``(T, H, W)``."""
-    out = frames.astype(np.float32)
+    """Tint the masked pixels of ``uint8 (T, H, W, 3)`` frames; ``mask`` bool ``(T, H, W)`` or ``(H, W)``.
+
+    A masked pixel becomes ``round((1 - alpha) * pixel + alpha * colour)``;
+    the others are unchanged. Worked frame by frame (no float copy of a
+    long clip).
+    """
     tint = np.asarray(colour, np.float32)
-    m = np.broadcast_to(mask, frames.shape[:3])[..., None]
-    out = np.where(m, (1 - alpha) * out + alpha * tint, out)
-    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+    m = np.broadcast_to(mask, frames.shape[:3])
+    out = np.empty(frames.shape, np.uint8)
+    for i, frame in enumerate(frames):
+        f = frame.astype(np.float32)
+        f = np.where(m[i, ..., None], (1 - alpha) * f + alpha * tint, f)
+        out[i] = np.clip(np.rint(f), 0, 255)
+    return out
 
 
 def side_by_side(panels: Sequence[np.ndarray], labels: Sequence[str] = (), gap: int = 4,

@@ -12,8 +12,8 @@ import numpy as np
 
 from ..errors import InputError
 from ..masks import load_mask
-from ..video_io import load_video
-from ._inputs import as_frames, as_mask, as_pair
+from ..video_io import check_video_array, load_video
+from ._inputs import as_mask, as_pair
 from .image import psnr, psnr_hole, ssim
 from .lpips import lpips, lpips_hole
 from .video import band_motion_ratio, diversity, drift, motion_ratio, temporal_std
@@ -66,7 +66,7 @@ def evaluate_arrays(result, truth, mask, samples=None) -> dict:
         See :mod:`infusion.metrics` for the definitions.
     """
     if truth is None:
-        r = as_frames(result, "result")
+        r = check_video_array(result, "result")  # scored in blocks of frames: no float copy of a long clip
         scores = dict.fromkeys(QUALITY_KEYS)
         scores["motion_ratio"] = band_motion_ratio(r, as_mask(mask, r.shape, video_name="result"))
         if samples is not None:

@@ -10,9 +10,13 @@ import numpy as np
 
 from ..errors import InputError
 from ..masks import dilate_mask
+from ..video_io import check_video_array, to_float
 from ._inputs import as_frames, as_mask, as_pair, grey, require_hole
 
 BAND = 8  # px: width of the ring around the hole used when there is no ground truth
+
+
+MOTION_BLOCK = 32  # frames converted to float at a time: memory does not grow with the clip's length
 
 
 def motion(frames, region) -> float:
@@ -21,15 +25,22 @@ def motion(frames, region) -> float:
     ``mean |frame(t+1) - frame(t)|`` over the RGB channels of the pixels
     that are in the region in both frame t and frame t+1, pooled over all
     frame pairs. Returns NaN when no pixel qualifies (one frame, or a region
-    that never stays in place for two frames).
+    that never stays in place for two frames). Worked ``MOTION_BLOCK``
+    frames at a time, so a long clip needs no float copy of itself.
     """
-    f = as_frames(frames, "frames")
+    f = check_video_array(frames, "frames")
     r = as_mask(region, f.shape, "region", "frames")
     both = r[:-1] & r[1:]
-    if not both.any():
+    count = int(both.sum())
+    if count == 0:
         return float("nan")
-    diff = np.abs(f[1:] - f[:-1]).mean(axis=-1)  # (T-1, H, W), mean over channels
-    return float(diff[both].mean())
+    total = 0.0
+    for a in range(0, len(f) - 1, MOTION_BLOCK):
+        b = min(a + MOTION_BLOCK, len(f) - 1)
+        block = to_float(f[a:b + 1])
+        diff = np.abs(block[1:] - block[:-1]).mean(axis=-1)  # (b - a, H, W), mean over channels
+        total += float(diff[both[a:b]].sum(dtype=np.float64))
+    return total / count
 
 
 def _ratio(num: float, den: float) -> float:
@@ -70,7 +81,7 @@ def band_motion_ratio(result, mask, width: int = BAND) -> float:
     means the fill is frozen while its surroundings move; far above 1 means
     it flickers. NaN when the band does not move.
     """
-    f = as_frames(result, "result")
+    f = check_video_array(result, "result")
     m = as_mask(mask, f.shape, video_name="result")
     require_hole(m)
     return _ratio(motion(f, m), motion(f, band(m, width)))
