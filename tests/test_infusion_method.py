@@ -414,7 +414,7 @@ def test_patch_start_held_to_zero_is_the_patch_fill_and_runs_no_network():
 def test_working_size_closed_forms():
     """The frames shrink so that the hole's box over the clip fits ``max_region_pixels``
     and the longer side fits ``max_side``, whichever needs more; never enlarged."""
-    from infusion.infusion_method import working_size
+    from infusion.resolution import working_size
 
     mask = np.zeros((3, 100, 200), bool)
     mask[1, 10:60, 20:100] = True  # box 50 x 80 = 4000 px
@@ -437,7 +437,7 @@ def test_large_frames_are_worked_at_the_region_budget_and_filled_at_full_size():
     cubic interpolation into the full frames' hole; known pixels stay exact."""
     import cv2
 
-    from infusion.infusion_method import resize_clip
+    from infusion.resolution import resize_clip
 
     video, mask = texture(t=8, h=48, w=48)
     mask[:] = False
@@ -454,3 +454,27 @@ def test_large_frames_are_worked_at_the_region_budget_and_filled_at_full_size():
     native = fill(video, mask, **kw)
     assert native.stats["work_size"] == [48, 48]
     assert np.abs(native.video[mask].astype(int) - expected[mask]).mean() > 2.0  # a different fill
+
+
+def test_large_frames_keep_one_working_size_across_segments_and_leak_nothing():
+    """A split clip is worked at the clip's size in every segment; shrinking the
+    frames lets no hidden pixel through (the shrunk mask covers every pixel that
+    touches the hole); known pixels stay exact; the average is the samples' mean."""
+    video, mask = texture(t=40, h=32, w=32)
+    mask[:] = False
+    mask[:, 8:24, 8:24] = True  # box 16 x 16 = 256 px
+    other = video.copy()
+    other[mask] = np.random.default_rng(5).integers(0, 256, other[mask].shape, dtype=np.uint8)
+    kw = dict(max_region_pixels=64, segment_frames=24, samples=2, average=True)  # scale 0.5
+    a, b = fill(video, mask, seed=1, **kw), fill(other, mask, seed=1, **kw)
+    assert a.stats["work_size"] == [16, 16]
+    assert [s["work_size"] for s in a.stats["segment_stats"]] == [[16, 16]] * 6  # 2 samples x 3 segments
+    assert np.array_equal(a.samples, b.samples) and np.array_equal(a.average, b.average)
+    assert all(np.array_equal(s[~mask], video[~mask]) for s in a.samples)
+    assert np.array_equal(a.average[~mask], video[~mask])
+    mean = np.rint(a.samples.astype(np.float64).mean(axis=0))
+    assert np.abs(a.average[mask].astype(int) - mean[mask]).max() <= 1
+    one = fill(video, mask, seed=1, max_region_pixels=64, samples=2, average=True)  # in one piece
+    assert one.stats["work_size"] == [16, 16]
+    mean = np.rint(one.samples.astype(np.float64).mean(axis=0))
+    assert np.abs(one.average[mask].astype(int) - mean[mask]).max() <= 1

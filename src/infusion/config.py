@@ -102,7 +102,7 @@ class InfusionConfig:
         anything else (0: native size); ``max_region_pixels`` > 0 downsizes
         them so that the hole's bounding box over the clip holds at most that
         many pixels (0: no limit); the fill is enlarged back to the frame
-        size (see :func:`infusion.infusion_method.working_size`). ``train_masks`` is "blobs",
+        size (see :func:`infusion.resolution.working_size`). ``train_masks`` is "blobs",
         "strokes" or "mixed".
     Objective
         ``parametrization`` "x0" (the network predicts the clean video, the

@@ -22,7 +22,6 @@ an uninterrupted run with the same seed gives.
 from __future__ import annotations
 
 import copy
-import math
 import os
 import shutil
 import time
@@ -38,6 +37,7 @@ from .denoiser import Denoiser
 from .diffusion import NoiseSchedule, interval_bounds, sampling_plan
 from .keyframes import SamplingPass, keyframe_strides, longest_occlusion, sampling_passes
 from .methods import RunContext, get_method
+from .resolution import enlarge_frame, resize_clip, working_size
 from .roi import Box, coarse_side, hole_extent, plan_windows, temporal_windows, training_crop_side, window_weights
 from .sampling import Sampler, to_unit_frames
 from .training import Trainer
@@ -83,56 +83,14 @@ def choose_strides(config: InfusionConfig, mask: np.ndarray) -> list[int]:
     return keyframe_strides(mask.shape[0], reach, config.keyframe_factor)
 
 
-def working_size(mask: np.ndarray, max_side: int, max_region_pixels: int) -> tuple[int, int]:
-    """Frame size ``(h, w)`` the method works at: the clip's own, or smaller.
-
-    ``mask``: bool ``(T, H, W)``. The frames are scaled by the smallest of
-    ``max_side / max(H, W)`` (when ``max_side`` > 0 and the frames are
-    larger) and ``sqrt(max_region_pixels / area)``, where ``area`` is that
-    of the hole's bounding box over the whole clip (when
-    ``max_region_pixels`` > 0 and the box is larger): the cost of a run
-    follows the region around the hole, not the frame. Never enlarges;
-    each side is at least 8 px.
-    """
-    t, h, w = mask.shape
-    scale = 1.0
-    if max_side and max(h, w) > max_side:
-        scale = max_side / max(h, w)
-    if max_region_pixels:
-        rows, cols = np.flatnonzero(mask.any(axis=(0, 2))), np.flatnonzero(mask.any(axis=(0, 1)))
-        area = (rows[-1] - rows[0] + 1) * (cols[-1] - cols[0] + 1) if rows.size else 0
-        if area > max_region_pixels:
-            scale = min(scale, math.sqrt(max_region_pixels / area))
-    if scale >= 1.0:
-        return h, w
-    return max(8, round(h * scale)), max(8, round(w * scale))
-
-
-def resize_clip(video: np.ndarray, mask: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """``video`` and ``mask`` at frame size ``size`` = ``(h, w)`` (returned as they are when it is theirs).
-
-    Frames use area averaging; the mask is marked wherever a downsized pixel
-    touches the hole, so the fill covers the whole hole once enlarged back.
-    """
-    nh, nw = size
-    if (nh, nw) == video.shape[1:3]:
-        return video, mask
-    import cv2
-
-    v = np.stack([cv2.resize(f, (nw, nh), interpolation=cv2.INTER_AREA) for f in video])
-    m = np.stack([cv2.resize(f.astype(np.float32), (nw, nh), interpolation=cv2.INTER_AREA) > 0 for f in mask])
-    return v, m
-
-
 def _upsize(samples: np.ndarray, height: int, width: int) -> np.ndarray:
-    import cv2
-
+    """Every frame of float32 ``(S, T, h, w, 3)`` enlarged to ``(height, width)`` (:func:`enlarge_frame`)."""
     s, t = samples.shape[:2]
     out = np.empty((s, t, height, width, 3), np.float32)
     for i in range(s):
         for j in range(t):
-            out[i, j] = cv2.resize(samples[i, j], (width, height), interpolation=cv2.INTER_CUBIC)
-    return np.clip(out, 0.0, 1.0, out=out)
+            out[i, j] = enlarge_frame(samples[i, j], height, width)
+    return out
 
 
 class LevelSampler:
@@ -345,8 +303,7 @@ def fill_infusion(video: np.ndarray, mask: np.ndarray, config: InfusionConfig, c
     vid, msk = resize_clip(video, mask, size)
     resized = size != (full_h, full_w)
     if resized:
-        ctx.progress.log(f"infusion: working at {size[1]}x{size[0]}, the fill enlarged to {full_w}x{full_h} "
-                         f"(max_side={config.max_side}, max_region_pixels={config.max_region_pixels:,})")
+        ctx.progress.log(f"infusion: working at {size[1]}x{size[0]} (of {full_w}x{full_h})")
     ctx.stats["work_size"] = [size[1], size[0]]
 
     strides = choose_strides(config, msk)

@@ -57,6 +57,9 @@ class Method:
     default_preset: Optional[str]
     stochastic: bool
     summary: str
+    # its config has max_side and max_region_pixels, which the pipeline applies
+    # (infusion.resolution): the method gets frames already at its working size
+    resizes: bool = False
 
     def load(self) -> Callable[..., Any]:
         module, func = self.target.split(":")
@@ -106,7 +109,7 @@ def available() -> list[str]:
 register(Method(
     "infusion", "infusion.infusion_method:fill_infusion", C.InfusionConfig, C.INFUSION_PRESETS,
     C.DEFAULT_INFUSION_PRESET, True,
-    "internal diffusion trained on the video itself, interval training (Cherel et al. 2025)",
+    "internal diffusion trained on the video itself, interval training (Cherel et al. 2025)", resizes=True,
 ))
 register(Method(
     "telea", "infusion.baselines.opencv:fill_telea", C.OpenCVConfig, {}, None, False,

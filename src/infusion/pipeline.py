@@ -15,7 +15,7 @@ import os
 import resource
 import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Optional
 
@@ -28,6 +28,7 @@ from .errors import InputError, ResumeError
 from .masks import check_fillable, match_mask
 from .methods import RunContext, get_method
 from .progress import Progress, as_progress
+from .resolution import enlarge_frame, shrink_frame, working_size
 from .segments import SEGMENT_OVERLAP, plan_segments, segment_length
 from .video_io import check_video_array, to_float
 
@@ -106,30 +107,57 @@ def set_threads(threads: Optional[int]) -> None:
 def from_float(result: np.ndarray, like: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """Convert a float fill to ``like``'s dtype and paste ``like``'s known pixels back exactly.
 
-    ``result``: ``(..., T, H, W, 3)`` float; ``like``: ``(T, H, W, 3)``;
-    ``mask``: bool ``(T, H, W)``, True where ``result`` is kept.
+    ``result``: ``(..., T, h, w, 3)`` float, its frames enlarged to ``like``'s
+    size when smaller (:func:`~infusion.resolution.enlarge_frame`);
+    ``like``: ``(T, H, W, 3)``; ``mask``: bool ``(T, H, W)``, True where
+    ``result`` is kept.
     """
-    out = np.empty(result.shape, dtype=like.dtype)
+    out = np.empty(result.shape[:-3] + like.shape[1:], dtype=like.dtype)
+    height, width = like.shape[1:3]
     for idx in np.ndindex(*result.shape[:-3]):  # frame by frame: no full-clip float temporaries
-        frame = np.clip(result[idx], 0.0, 1.0)
+        frame = np.clip(enlarge_frame(result[idx], height, width), 0.0, 1.0)
         out[idx] = np.rint(frame * 255.0) if like.dtype == np.uint8 else frame
         np.copyto(out[idx], like[idx[-1]], where=~mask[idx[-1], :, :, None])
     return out
 
 
-def _method_fill(m, video: np.ndarray, mask: np.ndarray, cfg, ctx: RunContext) -> np.ndarray:
-    """Method ``m``'s float fill ``(S, T, H, W, 3)`` of ``video`` where ``mask``, checked.
+def work_size(m, cfg, mask: np.ndarray) -> tuple[int, int]:
+    """The frame size ``(h, w)`` method ``m`` works at on this clip (:func:`~infusion.resolution.working_size`).
+
+    Only methods whose config has ``max_side`` and ``max_region_pixels``
+    (``m.resizes``) work below the clip's own size.
+    """
+    if not m.resizes:
+        return mask.shape[1:]
+    return working_size(mask, cfg.max_side, cfg.max_region_pixels)
+
+
+def _method_fill(m, video: np.ndarray, mask: np.ndarray, cfg, ctx: RunContext,
+                 size: Optional[tuple[int, int]] = None) -> np.ndarray:
+    """Method ``m``'s float fill ``(S, T, h, w, 3)`` of ``video`` where ``mask``, checked.
 
     The method never sees the pixels it is asked to fill: they are zeroed
-    in the float copy it gets.
+    in the float copy it gets. ``size`` ``(h, w)`` smaller than the frames:
+    the method gets them shrunk to it, one at a time, and its fill is at
+    that size (:func:`from_float` enlarges it).
     """
-    visible = to_float(video)
-    if np.shares_memory(visible, video):
-        visible = visible.copy()
-    visible[mask] = 0.0
-    raw = np.asarray(m.load()(visible, mask, cfg, ctx), dtype=np.float32)
+    size = tuple(size or video.shape[1:3])
+    if size == video.shape[1:3]:
+        visible, hole = to_float(video), mask
+        if np.shares_memory(visible, video):
+            visible = visible.copy()
+        visible[mask] = 0.0
+    else:  # frame by frame: the clip is never held as floats at full size
+        visible = np.empty((len(video),) + size + (3,), np.float32)
+        hole = np.empty((len(video),) + size, bool)
+        for i in range(len(video)):
+            frame = to_float(video[i]).copy()
+            frame[mask[i]] = 0.0
+            visible[i], hole[i] = shrink_frame(frame, mask[i], size)
+        cfg = replace(cfg, max_side=0, max_region_pixels=0)  # done here
+    raw = np.asarray(m.load()(visible, hole, cfg, ctx), dtype=np.float32)
     del visible
-    expected = (1 if not m.stochastic else ctx.samples,) + video.shape
+    expected = (1 if not m.stochastic else ctx.samples, len(video)) + size + (3,)
     if raw.shape != expected:
         raise RuntimeError(f"method {m.name} returned shape {raw.shape}, expected {expected}")
     if not all(np.isfinite(frame).all() for frame in raw.reshape((-1,) + raw.shape[-3:])):  # no clip-sized mask
@@ -138,7 +166,7 @@ def _method_fill(m, video: np.ndarray, mask: np.ndarray, cfg, ctx: RunContext) -
 
 
 def _fill_in_segments(m, video: np.ndarray, mask: np.ndarray, cfg, ctx: RunContext,
-                      spans: list[tuple[int, int]]) -> tuple[np.ndarray, dict]:
+                      spans: list[tuple[int, int]], size: tuple[int, int]) -> tuple[np.ndarray, dict]:
     """Fill ``video`` segment by segment (see :mod:`infusion.segments`).
 
     Segment ``k`` of sample ``i`` is filled with seed ``ctx.seed + i`` (its
@@ -148,8 +176,9 @@ def _fill_in_segments(m, video: np.ndarray, mask: np.ndarray, cfg, ctx: RunConte
     stats are saved there (``sample<i>-segment<k>.npy`` and ``.json``) and
     the method's checkpoints kept in ``sample<i>-segment<k>/``, so that a
     resumed run skips what is done and continues the segment it was in.
-    Returns ``(samples, stats)``: ``(S, T, H, W, 3)`` with ``video``'s
-    dtype, and the segments with each one's method stats.
+    Every segment is worked at the same frame ``size`` (the clip's, see
+    :func:`work_size`). Returns ``(samples, stats)``: ``(S, T, H, W, 3)``
+    with ``video``'s dtype, and the segments with each one's method stats.
     """
     samples = ctx.samples  # 1 for a deterministic method (see run)
     out = np.empty((samples,) + video.shape, video.dtype)
@@ -175,7 +204,7 @@ def _fill_in_segments(m, video: np.ndarray, mask: np.ndarray, cfg, ctx: RunConte
                                  work_dir=None if ctx.work_dir is None else ctx.work_dir / name)
                 if sub.work_dir is not None:
                     sub.work_dir.mkdir(parents=True, exist_ok=True)
-                seg = from_float(_method_fill(m, seg, hole, cfg, sub), seg, hole)[0]
+                seg = from_float(_method_fill(m, seg, hole, cfg, sub, size), seg, hole)[0]
                 seg_stats.update(sub.stats)
             out[i, a:b] = seg
             stats["segment_stats"].append(seg_stats)
@@ -193,10 +222,13 @@ def _fill_in_segments(m, video: np.ndarray, mask: np.ndarray, cfg, ctx: RunConte
 
 
 def _mean_of_samples(samples: np.ndarray, like: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """The mean of ``samples`` ``(S, T, H, W, 3)``, frame by frame, in ``like``'s dtype (known pixels exact)."""
+    """The mean of ``samples`` ``(S, T, h, w, 3)`` (uint8, or float in [0, 1]), frame by frame, in ``like``'s
+    dtype (known pixels exact); smaller frames are enlarged to ``like``'s size before they are averaged."""
     out = np.empty(like.shape, like.dtype)
+    height, width = like.shape[1:3]
     for f in range(like.shape[0]):
-        out[f] = from_float(to_float(samples[:, f]).mean(axis=0)[None], like[f:f + 1], mask[f:f + 1])[0]
+        frames = np.stack([enlarge_frame(s, height, width) for s in to_float(samples[:, f])])
+        out[f] = from_float(frames.mean(axis=0)[None], like[f:f + 1], mask[f:f + 1])[0]
     return out
 
 
@@ -360,22 +392,27 @@ def run(video, mask, *, method: str = "infusion", preset: Optional[str] = None, 
 
     torch.manual_seed(int(seed))
     wall0, cpu0 = time.perf_counter(), _rusage_cpu()
+    size = work_size(m, cfg, mask)
+    if size != (h, w):
+        prog.log(f"infusion: working at {size[1]}x{size[0]}, the fill enlarged to {w}x{h} "
+                 f"(max_side={cfg.max_side}, max_region_pixels={cfg.max_region_pixels:,})")
     if len(spans) == 1:
-        raw = _method_fill(m, video, mask, cfg, ctx)
+        raw = _method_fill(m, video, mask, cfg, ctx, size)
         out = from_float(raw, video, mask)
-        avg = from_float(raw.mean(axis=0), video, mask) if average else None
+        avg = _mean_of_samples(raw, video, mask) if average else None
         del raw
         method_stats = ctx.stats
     else:
         prog.log(f"infusion: {t} frames in {len(spans)} segments of at most {spans[0][1]} frames, each after the "
                  f"first starting from the last {SEGMENT_OVERLAP} frames of the one before")
-        out, method_stats = _fill_in_segments(m, video, mask, cfg, ctx, spans)
+        out, method_stats = _fill_in_segments(m, video, mask, cfg, ctx, spans, size)
         avg = _mean_of_samples(out, video, mask) if average else None
     stats = {
         "wall_s": round(time.perf_counter() - wall0, 3),
         "cpu_s": round(_rusage_cpu() - cpu0, 3),
         "peak_rss_mb": round(peak_rss_mb(), 1),
         "threads": torch.get_num_threads(),
+        "work_size": [size[1], size[0]],
         **method_stats,
     }
     if wd is not None and not keep_work:
