@@ -121,7 +121,7 @@ def from_float(result: np.ndarray, like: np.ndarray, mask: np.ndarray) -> np.nda
     return out
 
 
-def work_size(m, cfg, mask: np.ndarray) -> tuple[int, int]:
+def _work_size(m, cfg, mask: np.ndarray) -> tuple[int, int]:
     """The frame size ``(h, w)`` method ``m`` works at on this clip (:func:`~infusion.resolution.working_size`).
 
     Only methods whose config has ``max_side`` and ``max_region_pixels``
@@ -130,6 +130,15 @@ def work_size(m, cfg, mask: np.ndarray) -> tuple[int, int]:
     if not m.resizes:
         return mask.shape[1:]
     return working_size(mask, cfg.max_side, cfg.max_region_pixels)
+
+
+def _visible(video: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """A float32 copy of ``video`` (frames, or one frame) with the pixels under ``mask`` zeroed."""
+    visible = to_float(video)
+    if np.shares_memory(visible, video):
+        visible = visible.copy()
+    visible[mask] = 0.0
+    return visible
 
 
 def _method_fill(m, video: np.ndarray, mask: np.ndarray, cfg, ctx: RunContext,
@@ -143,17 +152,12 @@ def _method_fill(m, video: np.ndarray, mask: np.ndarray, cfg, ctx: RunContext,
     """
     size = tuple(size or video.shape[1:3])
     if size == video.shape[1:3]:
-        visible, hole = to_float(video), mask
-        if np.shares_memory(visible, video):
-            visible = visible.copy()
-        visible[mask] = 0.0
+        visible, hole = _visible(video, mask), mask
     else:  # frame by frame: the clip is never held as floats at full size
         visible = np.empty((len(video),) + size + (3,), np.float32)
         hole = np.empty((len(video),) + size, bool)
         for i in range(len(video)):
-            frame = to_float(video[i]).copy()
-            frame[mask[i]] = 0.0
-            visible[i], hole[i] = shrink_frame(frame, mask[i], size)
+            visible[i], hole[i] = shrink_frame(_visible(video[i], mask[i]), mask[i], size)
         cfg = replace(cfg, max_side=0, max_region_pixels=0)  # done here
     raw = np.asarray(m.load()(visible, hole, cfg, ctx), dtype=np.float32)
     del visible
@@ -177,7 +181,7 @@ def _fill_in_segments(m, video: np.ndarray, mask: np.ndarray, cfg, ctx: RunConte
     the method's checkpoints kept in ``sample<i>-segment<k>/``, so that a
     resumed run skips what is done and continues the segment it was in.
     Every segment is worked at the same frame ``size`` (the clip's, see
-    :func:`work_size`). Returns ``(samples, stats)``: ``(S, T, H, W, 3)``
+    :func:`_work_size`). Returns ``(samples, stats)``: ``(S, T, H, W, 3)``
     with ``video``'s dtype, and the segments with each one's method stats.
     """
     samples = ctx.samples  # 1 for a deterministic method (see run)
@@ -392,7 +396,7 @@ def run(video, mask, *, method: str = "infusion", preset: Optional[str] = None, 
 
     torch.manual_seed(int(seed))
     wall0, cpu0 = time.perf_counter(), _rusage_cpu()
-    size = work_size(m, cfg, mask)
+    size = _work_size(m, cfg, mask)
     if size != (h, w):
         prog.log(f"infusion: working at {size[1]}x{size[0]}, the fill enlarged to {w}x{h} "
                  f"(max_side={cfg.max_side}, max_region_pixels={cfg.max_region_pixels:,})")
