@@ -11,7 +11,8 @@ import pytest
 from infusion.cli import main
 from infusion.errors import InputError, ResumeError
 from infusion.pipeline import run
-from infusion.segments import MIN_SEGMENT_FRAMES, SEGMENT_OVERLAP, SEGMENT_VOXELS, plan_segments, segment_length
+from infusion.segments import (MIN_SEGMENT_FRAMES, NATIVE_SEGMENT_VOXELS, SEGMENT_OVERLAP, SEGMENT_VOXELS, plan_segments,
+                               segment_length)
 from infusion.video_io import load_video, save_video
 
 from test_infusion_method import Interrupt, fill, texture
@@ -43,6 +44,11 @@ def test_segment_length_rules():
     assert segment_length(1000, 240, 432) == SEGMENT_VOXELS // (240 * 432) == 462
     assert segment_length(400, 240, 432) == 400  # fits: not split
     assert segment_length(5000, 1080, 1920) == MIN_SEGMENT_FRAMES
+    # worked smaller: bounded at both sizes
+    assert segment_length(1000, 240, 432, work=(240, 432)) == 462  # the same size: as above
+    assert segment_length(1000, 1080, 1920, work=(259, 460)) == NATIVE_SEGMENT_VOXELS // (1080 * 1920) == 185
+    assert segment_length(1000, 480, 864, work=(240, 432)) == 462  # 8 x 48M native voxels allow 925 frames
+    assert segment_length(5000, 2160, 3840, work=(240, 432)) == MIN_SEGMENT_FRAMES  # 4K: 46, at least 64
     assert segment_length(1000, 240, 432, 0) == 1000
     assert segment_length(1000, 240, 432, 100) == segment_length(1000, 240, 432, np.int64(100)) == 100
     for bad in (-1, SEGMENT_OVERLAP, 2.5, True):

@@ -380,7 +380,8 @@ def run(video, mask, *, method: str = "infusion", preset: Optional[str] = None, 
                              cfg, int(seed), dev, {"wall_s": 0.0, "cpu_s": 0.0}, nothing_to_do=True)
 
     t, h, w = mask.shape
-    spans = plan_segments(t, segment_length(t, h, w, segment_frames))
+    size = _work_size(m, cfg, mask)
+    spans = plan_segments(t, segment_length(t, h, w, segment_frames, size))
     if len(spans) > 1 and mask[:spans[0][1]].all():  # later segments start with known frames
         prog.log(f"{mask_name}: the first {spans[0][1]} frames are masked throughout: filling the clip in one piece")
         spans = [(0, t)]
@@ -396,7 +397,6 @@ def run(video, mask, *, method: str = "infusion", preset: Optional[str] = None, 
 
     torch.manual_seed(int(seed))
     wall0, cpu0 = time.perf_counter(), _rusage_cpu()
-    size = _work_size(m, cfg, mask)
     if size != (h, w):
         prog.log(f"infusion: working at {size[1]}x{size[0]}, the fill enlarged to {w}x{h} "
                  f"(max_side={cfg.max_side}, max_region_pixels={cfg.max_region_pixels:,})")

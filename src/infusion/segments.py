@@ -8,7 +8,8 @@ the last ``overlap`` frames of the previous one's result, given as known
 pixels: the fill continues from what is already written instead of being
 blended with another fill. The method then never holds more than one
 segment, whatever the length; the clip's own bytes (the input and the
-result, in their dtype) remain.
+result, in their dtype) remain. When the method works on smaller frames
+(:mod:`infusion.resolution`), both sizes bound a segment.
 """
 
 from __future__ import annotations
@@ -21,6 +22,10 @@ from .errors import InputError
 # Voxels (frames x height x width) per segment when the length is chosen
 # automatically: about 4 GB at the infusion sampler's peak.
 SEGMENT_VOXELS = 48_000_000
+# The same at the clip's own size when the method works on smaller frames
+# (infusion.resolution): the pipeline holds about 7 bytes per such voxel of a
+# segment (its 8-bit frames, mask and result), 2.7 GB for this many.
+NATIVE_SEGMENT_VOXELS = 8 * SEGMENT_VOXELS
 # Frames of the previous segment's result a segment starts from.
 SEGMENT_OVERLAP = 16
 # Shortest automatic segment: whatever the frame size, a segment moves on
@@ -28,14 +33,21 @@ SEGMENT_OVERLAP = 16
 MIN_SEGMENT_FRAMES = 4 * SEGMENT_OVERLAP
 
 
-def segment_length(frames: int, height: int, width: int, segment_frames: Optional[int] = None) -> int:
+def segment_length(frames: int, height: int, width: int, segment_frames: Optional[int] = None,
+                   work: Optional[tuple[int, int]] = None) -> int:
     """Frames per segment for a clip: ``segment_frames`` if given (0: the whole clip),
     else ``SEGMENT_VOXELS`` worth of frames, at least ``MIN_SEGMENT_FRAMES``.
 
-    The result is ``frames`` when the clip is not to be split.
+    ``work`` ``(h, w)``: the smaller frame size the method works at, if any;
+    the segment then holds ``SEGMENT_VOXELS`` at that size and
+    ``NATIVE_SEGMENT_VOXELS`` at ``height x width``, whichever is fewer
+    frames. The result is ``frames`` when the clip is not to be split.
     """
     if segment_frames is None:
-        segment_frames = max(MIN_SEGMENT_FRAMES, SEGMENT_VOXELS // max(1, height * width))
+        fit = SEGMENT_VOXELS // max(1, height * width)
+        if work is not None:
+            fit = min(SEGMENT_VOXELS // max(1, work[0] * work[1]), NATIVE_SEGMENT_VOXELS // max(1, height * width))
+        segment_frames = max(MIN_SEGMENT_FRAMES, fit)
     elif isinstance(segment_frames, bool) or not isinstance(segment_frames, numbers.Integral) or segment_frames < 0:
         raise InputError(f"segment_frames must be a non-negative integer (0: never split); got {segment_frames!r}")
     segment_frames = int(segment_frames)
