@@ -478,3 +478,38 @@ def test_large_frames_keep_one_working_size_across_segments_and_leak_nothing():
     assert one.stats["work_size"] == [16, 16]
     mean = np.rint(one.samples.astype(np.float64).mean(axis=0))
     assert np.abs(one.average[mask].astype(int) - mean[mask]).max() <= 1
+
+
+def test_keep_start_colour_removes_a_colour_shift_and_keeps_the_detail():
+    """``redraw_lowpass``: a uniform colour shift of the fill from its start is
+    taken out everywhere in the hole, a 2-px checkerboard of detail is kept
+    (beyond 3 sigma of the hole's edge), and pixels outside the hole are untouched."""
+    from infusion.infusion_method import keep_start_colour
+
+    start = np.random.default_rng(0).uniform(0.3, 0.7, (1, 2, 40, 40, 3)).astype(np.float32)
+    hole = np.zeros((2, 40, 40), bool)
+    hole[:, 5:35, 5:35] = True
+    inner = np.zeros_like(hole)
+    inner[:, 12:28, 12:28] = True  # 7 px = 3.5 sigma inside the hole
+    cast = start + np.where(hole[None, ..., None], np.float32([0.0, 0.0, 0.1]), 0.0).astype(np.float32)
+    out = keep_start_colour(cast.copy(), start, hole, 2.0)
+    assert np.abs(out[0][hole] - start[0][hole]).max() < 1e-5
+    checker = ((np.indices((40, 40)).sum(axis=0) % 2) * 0.1 - 0.05).astype(np.float32)[..., None]
+    detailed = (start + np.where(hole[None, ..., None], checker, 0.0)).astype(np.float32)
+    out = keep_start_colour(detailed.copy(), start, hole, 2.0)
+    assert np.abs(out[0][inner] - detailed[0][inner]).max() < 1e-3
+    assert np.array_equal(out[0][~hole], detailed[0][~hole])
+    with pytest.raises(InputError, match="redraw_lowpass"):
+        InfusionConfig(redraw_lowpass=2.0)  # drawn from noise: there is no start to keep
+
+
+def test_redraw_lowpass_keeps_the_patch_start_colour_end_to_end():
+    """With the ``patch`` start redrawn from t = 50, a large ``redraw_lowpass``
+    brings the fill's mean colour in the hole back to the patch fill's."""
+    video, mask = texture(t=8, h=24, w=24)
+    patch = run(video, mask, method="patch").video[mask].astype(np.float64).mean(axis=0)
+    kw = dict(init_fill="patch", start_timestep=50)
+    free = fill(video, mask, **kw).video[mask].astype(np.float64).mean(axis=0)
+    kept = fill(video, mask, redraw_lowpass=50.0, **kw).video[mask].astype(np.float64).mean(axis=0)
+    assert np.abs(kept - patch).max() < np.abs(free - patch).max()
+    assert np.abs(kept - patch).max() < 1.0  # grey levels

@@ -206,6 +206,34 @@ def coarse_fill(video: np.ndarray, mask: np.ndarray, config: InfusionConfig, ctx
     return filled
 
 
+def keep_start_colour(result: np.ndarray, start: np.ndarray, hole: np.ndarray, sigma: float) -> np.ndarray:
+    """``result`` with the slow part of its departure from ``start`` taken out, in the hole.
+
+    ``result``: float32 ``(S, T, h, w, 3)`` in [0, 1], the sampled fills;
+    ``start``: float32 ``(1 or S, T, h, w, 3)`` in [0, 1], the fill sampling
+    started from; ``hole``: bool ``(T, h, w)``. In every frame, inside the
+    hole, ``result - (G * d) / (G * 1_hole)`` (clipped to [0, 1]), where
+    ``d = result - start`` in the hole and 0 elsewhere, and ``G`` a
+    Gaussian blur of standard deviation ``sigma`` px (space only, edges
+    reflected): the local mean of the departure over the hole's pixels is
+    removed, so the start's colour and shading at scales above ``sigma``
+    are kept, and the detail the network drew below it too. Pixels outside
+    the hole are returned as they are. Works in place on ``result`` and
+    returns it.
+    """
+    import cv2
+
+    for f in range(result.shape[1]):
+        inside = hole[f][..., None]
+        weight = cv2.GaussianBlur(hole[f].astype(np.float32), (0, 0), sigma, borderType=cv2.BORDER_REFLECT)
+        weight = np.maximum(weight, 1e-12)[..., None]
+        for i in range(result.shape[0]):
+            d = np.where(inside, result[i, f] - start[min(i, len(start) - 1), f], 0.0).astype(np.float32)
+            low = cv2.GaussianBlur(d, (0, 0), sigma, borderType=cv2.BORDER_REFLECT) / weight
+            np.copyto(result[i, f], np.clip(result[i, f] - low, 0.0, 1.0), where=inside)
+    return result
+
+
 def moving_average(frames: np.ndarray, size: int) -> np.ndarray:
     """Centred moving average over time of ``frames`` ``(S, T, H, W, 3)``, ``size`` frames wide.
 
@@ -448,6 +476,8 @@ def fill_infusion(video: np.ndarray, mask: np.ndarray, config: InfusionConfig, c
                    min(config.crop_size or vid.shape[2], vid.shape[2]))
     ctx.stats.update(_report(config, model, stats, levels, train_shape))
     result = levels.result()
+    if config.redraw_lowpass > 0 and init is not None:
+        keep_start_colour(result, to_unit_frames(init), msk[:, y0:y1, x0:x1], config.redraw_lowpass)
     # the clip-sized tensors of the run, freed before the output is made
     sampler = levels = trainer = init = observed = v = m = None
     full = np.broadcast_to(vid, (ctx.samples,) + vid.shape).copy()
