@@ -17,7 +17,7 @@ from infusion import sampling
 from infusion.sampling import NoiseStream, Sampler, by_channel_frames, by_frames, erased, to_unit_frames
 from infusion.train_masks import random_masks, trajectory
 from infusion.infusion_method import plan_stages
-from infusion.unet3d import Conv3x3x3, UNet3D, count_parameters, forward_flops, timestep_embedding
+from infusion.unet3d import Conv3x3x3, UNet3D, autocast, count_parameters, forward_flops, timestep_embedding
 
 S = NoiseSchedule.linear(1000, 1e-4, 0.02)
 
@@ -207,6 +207,23 @@ def test_direct_onednn_convolution_equals_conv3d_with_its_gradients(batch):
     assert torch.allclose(dx, dx_ref, atol=1e-5) and torch.allclose(dw, dw_ref, atol=1e-4)
 
 
+@pytest.mark.parametrize("frames", [1, 2, 6])
+def test_replicate_time_padding_convolves_the_clip_with_its_ends_repeated(frames):
+    """Conv3x3x3(time_padding="replicate") computes F.conv3d of the input with
+    its first and last frames repeated once (space zero-padded), values and gradients."""
+    torch.manual_seed(0)
+    conv = Conv3x3x3(5, 4, time_padding="replicate")
+    x = torch.randn(2, 5, frames, 9, 7).contiguous(memory_format=torch.channels_last_3d).requires_grad_()
+    x_ref = x.detach().clone().requires_grad_()
+    padded = torch.cat([x_ref[:, :, :1], x_ref, x_ref[:, :, -1:]], dim=2)
+    y, y_ref = conv(x), torch.nn.functional.conv3d(padded, conv.weight, conv.bias, padding=(0, 1, 1))
+    assert torch.allclose(y, y_ref, atol=1e-5)
+    g = torch.randn_like(y_ref)
+    dx, dw = torch.autograd.grad(y, (x, conv.weight), g)
+    dx_ref, dw_ref = torch.autograd.grad(y_ref, (x_ref, conv.weight), g)
+    assert torch.allclose(dx, dx_ref, atol=1e-5) and torch.allclose(dw, dw_ref, atol=1e-4)
+
+
 def test_residual_network_adds_only_skip_projections_and_keeps_the_reach():
     plain, res = UNet3D(width=8, levels=4), UNet3D(width=8, levels=4, residual=True)
     # one 1x1 projection (2w -> w, with bias) per decoder level, nothing else
@@ -221,6 +238,30 @@ def test_residual_network_adds_only_skip_projections_and_keeps_the_reach():
     y[0, :, 20].sum().backward()
     touched = (x.grad.abs().sum(dim=(0, 1, 3, 4)) > 0).nonzero().flatten()
     assert touched.min() == 20 - 16 and touched.max() == 20 + 16
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_replicate_time_padding_keeps_a_still_clip_still(precision):
+    """``time_padding="replicate"``: the convolutions see the first and last
+    frames repeated beyond the clip, so an input that is the same in every
+    frame gives an output that is the same in every frame (up to rounding);
+    with zero padding the frames near the ends differ (same weights)."""
+    torch.manual_seed(0)
+    zeros, rep = UNet3D(width=8, levels=3), UNet3D(width=8, levels=3, time_padding="replicate")
+    rep.load_state_dict(zeros.state_dict())
+    torch.nn.init.normal_(zeros.head.weight, std=0.1)
+    torch.nn.init.normal_(rep.head.weight, std=0.1)
+    still = torch.rand(1, 3, 1, 12, 12).expand(1, 3, 9, 12, 12)
+    args = (still, still, torch.ones(1, 1, 9, 12, 12), torch.tensor([5]))
+    with torch.no_grad(), autocast(torch.device("cpu"), precision):
+        out_rep, out_zero = rep(*args).float(), zeros(*args).float()
+    # the same up to rounding (the ends are summed in another order)
+    tol = 1e-5 if precision == "fp32" else 0.1  # bf16: 8 bits of mantissa; zero padding: ~3
+    spread_rep = float((out_rep - out_rep[:, :, 4:5]).abs().max())
+    spread_zero = float((out_zero - out_zero[:, :, 4:5]).abs().max())
+    assert spread_rep < tol < spread_zero
+    with pytest.raises(ValueError, match="time_padding"):
+        UNet3D(width=8, levels=3, time_padding="reflect")
 
 
 def test_network_sees_33_frames_of_context():
@@ -446,6 +487,60 @@ def test_sampler_correlates_the_noise_of_the_least_noisy_steps_only(corr):
             assert frames_differ > 0.1
             if corr == 0.0:
                 assert torch.equal(samp.x, plain.x)  # no correlation: the same draws as before
+
+
+def test_sampler_correlates_the_starting_noise_over_time_when_asked():
+    """``init_corr``: the starting noise is ``time_correlated_noise`` of the
+    independent draw: the same in every frame at 1, frames correlated ``c``
+    with unit variance at ``c``, and at 0 the draw of a plain sampler."""
+    sched = NoiseSchedule.linear(100)
+    t, h, w = 2, 200, 200
+    video = torch.zeros((1, 3, t, h, w))
+    mask = torch.ones((1, 1, t, h, w))
+    win = [Window(0, t, (0, h, 0, w), np.ones(t, np.float32))]
+
+    def start(c):
+        return Sampler(video, mask, win, sched, samples=1, seed=5, init_corr=c).x
+
+    assert torch.equal(start(0.0), Sampler(video, mask, win, sched, samples=1, seed=5).x)
+    same = start(1.0)
+    assert torch.equal(same[:, :, 0], same[:, :, 1])
+    mixed = start(0.6)
+    assert abs(float(mixed.var()) - 1.0) < 0.01
+    corr = float((mixed[:, :, 0] * mixed[:, :, 1]).mean() / mixed.var())
+    assert abs(corr - 0.6) < 0.01  # 120 000 pairs
+
+
+def test_keyframe_noise_corr_ties_the_noise_of_the_levels_above_the_finest():
+    """With keyframe-first sampling and ``keyframe_noise_corr`` 1 the
+    keyframe level starts from the same noise in every keyframe and its
+    steps draw the same fresh noise in every keyframe; the finest level
+    does not."""
+    from infusion.infusion_method import LevelSampler
+    from infusion.keyframes import sampling_passes
+
+    sched = NoiseSchedule.linear(100)
+    t, h, w = 16, 8, 8
+    video = torch.zeros((1, 3, t, h, w))
+    mask = torch.ones((1, 1, t, h, w), dtype=torch.bool)
+    config = InfusionConfig(num_timesteps=100, keyframe_noise_corr=1.0, sampler="ddim", window_frames=16,
+                            window_overlap=4, levels=1, roi_margin=0)
+    levels = LevelSampler(video, mask, sampling_passes(t, [4, 1]), config, sched, samples=1, seed=0,
+                          precision="fp32", multiple=1)
+    for level, tied in ((0, True), (1, False)):
+        samp = levels.enter(level)
+        x = samp.x[:, :, ~torch.from_numpy(levels.passes[level].known)]
+        assert (float((x[:, :, 1:] - x[:, :, :-1]).abs().max()) < 1e-6) == tied
+        before = samp.x.clone()
+        samp.step(_Zero(), 60, 30)
+        zero = torch.zeros_like(before)
+        z = samp.x - ddim_step(sched, zero, before, 60, 30, zero, eta=1.0)
+        z = z[:, :, ~torch.from_numpy(levels.passes[level].known)]
+        assert (float((z[:, :, 1:] - z[:, :, :-1]).abs().max()) < 1e-5) == tied
+    for bad in (1.5, -0.5):
+        with pytest.raises(InputError, match="keyframe_noise_corr must be in"):
+            InfusionConfig(keyframe_noise_corr=bad)
+    InfusionConfig(keyframe_noise_corr=-1)  # from the footage
 
 
 def test_sampler_holds_the_given_pixels_at_the_initial_fill_down_to_a_timestep():

@@ -10,7 +10,8 @@ from infusion.config import InfusionConfig
 from infusion.diffusion import NoiseSchedule
 from infusion.infusion_method import LevelSampler, choose_strides
 from infusion.unet3d import size_multiple
-from infusion.keyframes import keyframe_strides, keyframe_training_mask, longest_occlusion, sampling_passes
+from infusion.keyframes import (footage_correlation, keyframe_strides, keyframe_training_mask, longest_occlusion,
+                                sampling_passes)
 from infusion.pipeline import run
 from infusion.roi import sample_clip
 
@@ -138,3 +139,24 @@ def test_levels_view_the_canvas_and_the_start_fill_instead_of_copying():
     assert torch.equal(second.mask[:, :, ::3], torch.zeros_like(second.mask[:, :, ::3]))
     two = LevelSampler(*args, samples=2, **kw)
     assert two.canvas.shape[0] == 2 and two.canvas.untyped_storage().data_ptr() != storage
+
+
+def test_footage_correlation_against_closed_forms():
+    """``1 - D / (2 S)``: 1 for a still clip, ``r`` for ``sqrt(r) A + sqrt(1 - r) B_t``
+    (fixed and fresh images of equal variance), whatever the hidden pixels
+    hold; NaN when no pixel is known ``stride`` frames apart."""
+    rng = np.random.default_rng(0)
+    fixed = rng.normal(0.5, 0.1, (1, 96, 96, 1))
+    known = np.ones((40, 96, 96), bool)
+    known[:, 30:60, 30:60] = False
+    still = np.repeat(np.repeat(fixed, 40, axis=0), 3, axis=-1).astype(np.float32)
+    assert footage_correlation(still, known, 16) == 1.0
+    for r in (0.2, 0.7):
+        fresh = rng.normal(0.0, 0.1, (40, 96, 96, 1))
+        clip = np.repeat(0.5 + np.sqrt(r) * (fixed - 0.5) + np.sqrt(1 - r) * fresh, 3, axis=-1).astype(np.float32)
+        assert abs(footage_correlation(clip, known, 4) - r) < 0.02
+        clip[~known] = rng.uniform(0, 1, (int((~known).sum()), 3))  # hidden pixels are never read
+        assert abs(footage_correlation(clip, known, 4) - r) < 0.02
+    as_uint8 = (still * 255).round().astype(np.uint8)
+    assert footage_correlation(as_uint8, known, 1) == 1.0
+    assert np.isnan(footage_correlation(still[:4], known[:4], 4))

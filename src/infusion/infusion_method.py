@@ -35,7 +35,7 @@ from .checkpoint import CHECKPOINT_NAME, deferred_interrupt, load_checkpoint, sa
 from .config import InfusionConfig, config_to_dict
 from .denoiser import Denoiser
 from .diffusion import NoiseSchedule, interval_bounds, sampling_plan
-from .keyframes import SamplingPass, keyframe_strides, longest_occlusion, sampling_passes
+from .keyframes import SamplingPass, footage_correlation, keyframe_strides, longest_occlusion, sampling_passes
 from .methods import RunContext, get_method
 from .resolution import enlarge_frame, resize_clip, working_size
 from .roi import Box, coarse_side, hole_extent, plan_windows, temporal_windows, training_crop_side, window_weights
@@ -109,8 +109,11 @@ class LevelSampler:
 
     def __init__(self, video: torch.Tensor, mask: torch.Tensor, passes: list[SamplingPass], config: InfusionConfig,
                  schedule: NoiseSchedule, samples: int, seed: int, precision: str, multiple: int,
-                 init: Optional[torch.Tensor] = None, corr_below: int = 0, hold: Optional[torch.Tensor] = None):
+                 init: Optional[torch.Tensor] = None, corr_below: int = 0, hold: Optional[torch.Tensor] = None,
+                 level_corr: Optional[list[float]] = None):
         self.mask, self.passes, self.config, self.init = mask, passes, config, init
+        # noise correlation over the frames of each level above the finest (keyframe_noise_corr)
+        self.level_corr = level_corr or [config.keyframe_noise_corr] * len(passes)
         self.hold = hold  # pixels kept at ``init`` down to config.init_hold_t (bool, shaped like mask)
         self.corr_below = corr_below  # steps landing below it draw time-correlated noise (final_noise_corr)
         self.schedule, self.samples, self.seed, self.precision = schedule, samples, seed, precision
@@ -139,13 +142,17 @@ class LevelSampler:
             p = self.passes[level]
             frames = p.index  # views of the canvas and the start fill, not copies
             mask = self._level_mask(p)
+            # a level above the finest: its noise correlated over its frames (keyframe_noise_corr)
+            tied = level < len(self.passes) - 1 and self.level_corr[level] > 0.0
+            corr = self.level_corr[level] if tied else self.config.final_noise_corr
             self.sampler = Sampler(self.canvas[:, :, frames], mask,
                                    self.windows_per_level[level], self.schedule, self.samples,
                                    seed=self.seed + 7919 * level, method=self.config.sampler,
                                    eta=self.config.ddim_eta, precision=self.precision,
                                    init=None if self.init is None else self.init[:, :, frames],
-                                   start=self.config.top_timestep, noise_corr=self.config.final_noise_corr,
-                                   corr_below=self.corr_below,
+                                   start=self.config.top_timestep, noise_corr=corr,
+                                   corr_below=self.config.num_timesteps if tied else self.corr_below,
+                                   init_corr=corr if tied else 0.0,
                                    hold=None if self.hold is None else self.hold[:, :, frames] & (mask > 0.5),
                                    hold_to=self.config.init_hold_t)
             self.level = level
@@ -374,7 +381,8 @@ def fill_infusion(video: np.ndarray, mask: np.ndarray, config: InfusionConfig, c
     coarse = None
 
     torch.manual_seed(ctx.seed)  # network initialisation
-    model = UNet3D(config.width, config.levels, config.time_channels, residual=config.residual).to(device)
+    model = UNet3D(config.width, config.levels, config.time_channels, residual=config.residual,
+                   time_padding=config.time_padding).to(device)
     # In place: a long clip must not be copied more often than needed.
     v = torch.from_numpy(np.array(vid.transpose(3, 0, 1, 2), order="C"))[None].to(device)
     v.mul_(2.0).sub_(1.0)
@@ -390,10 +398,19 @@ def fill_infusion(video: np.ndarray, mask: np.ndarray, config: InfusionConfig, c
         ctx.stats["init_observed"] = round(float(observed.sum()) / max(1.0, float(m[..., y0:y1, x0:x1].sum())), 4)
     top = config.top_timestep
     bounds = interval_bounds(config.num_timesteps, config.num_intervals, top)
+    level_corr = [config.keyframe_noise_corr] * len(passes)
+    if len(passes) > 1 and config.keyframe_noise_corr < 0:  # from the footage around the hole
+        region = (slice(None), slice(y0, y1), slice(x0, x1))
+        level_corr = [float(np.nan_to_num(footage_correlation(vid[region], ~msk[region], p.stride)))
+                      for p in passes]
+        ctx.progress.log("infusion: keyframe noise correlated " + ", ".join(
+            f"{c:.2f} at stride {p.stride}" for c, p in zip(level_corr[:-1], passes)))
+    if len(passes) > 1:
+        ctx.stats["keyframe_noise_corr"] = [round(c, 4) for c in level_corr[:-1]]
     levels = LevelSampler(v[..., y0:y1, x0:x1], m[..., y0:y1, x0:x1], passes, config, schedule, ctx.samples,
                           seed=ctx.seed + 1_000_003, precision=trainer.precision, multiple=model.multiple, init=init,
                           corr_below=bounds[-1][1] + 1,  # the least noisy interval is 0 .. bounds[-1][1]
-                          hold=observed if config.init_hold_t >= 0 else None)
+                          hold=observed if config.init_hold_t >= 0 else None, level_corr=level_corr)
     plan = sampling_plan(config.num_timesteps, config.num_intervals, config.sample_steps_per_interval,
                          config.resample_jump, config.resample_count, top,
                          config.sample_steps_last_interval or None)

@@ -89,3 +89,38 @@ def keyframe_training_mask(mask: np.ndarray, factor: int, rng: np.random.Generat
     out = mask.copy()
     out[int(rng.integers(0, factor))::factor] = False
     return out
+
+
+def footage_correlation(video: np.ndarray, known: np.ndarray, stride: int, block: int = 32) -> float:
+    """How much of the footage's content carries over ``stride`` frames, in [0, 1].
+
+    ``video``: ``(T, h, w, 3)`` float in [0, 1] (or uint8), ``known``: bool
+    ``(T, h, w)``, the pixels that may be read. With ``g`` the grey level
+    (channel mean), ``D`` the mean of ``(g[t] - g[t + stride])**2`` over
+    pixels known in both frames and ``S`` the mean over frames of the
+    spatial variance of the known pixels: ``1 - D / (2 S)``, clipped to
+    [0, 1]. For content ``sqrt(r) A + sqrt(1 - r) B_t`` (a fixed image and
+    one drawn afresh every frame, both of variance ``S``) it is ``r``:
+    1 for a still scene, 0 for one whose content is new every ``stride``
+    frames. NaN when no pixel is known in two frames ``stride`` apart or
+    the known pixels are flat. Worked ``block`` frames at a time.
+    """
+    frames = len(video)
+    d_sum = d_n = s_sum = s_n = 0.0
+    for a in range(0, frames, block):
+        b = min(frames, a + block + stride)
+        g = np.asarray(video[a:b], np.float32).mean(axis=-1)
+        if video.dtype == np.uint8:
+            g /= 255.0
+        k = known[a:b]
+        for f in range(min(block, frames - a)):
+            if k[f].sum() >= 2:
+                s_sum += float(g[f][k[f]].var())
+                s_n += 1
+            if f + stride < len(g):
+                both = k[f] & k[f + stride]
+                d_sum += float(((g[f] - g[f + stride])[both] ** 2).sum(dtype=np.float64))
+                d_n += int(both.sum())
+    if d_n == 0 or s_n == 0 or s_sum <= 0.0:
+        return float("nan")
+    return float(np.clip(1.0 - (d_sum / d_n) / (2.0 * s_sum / s_n), 0.0, 1.0))

@@ -187,6 +187,8 @@ class Sampler:
         (:func:`~infusion.diffusion.time_correlated_noise`): the grain the
         least noisy steps leave in the fill is then nearly the same in
         every frame instead of a flicker. Default 0: independent noise.
+        ``corr_below`` above the top timestep correlates every step's
+        noise; ``init_corr`` correlates the starting noise the same way.
     hold, hold_to : optional
         Bool ``(1, 1, T, h, w)``, a part of ``mask``: pixels whose clean
         estimate is ``init`` in every step that starts at timestep
@@ -200,7 +202,7 @@ class Sampler:
     def __init__(self, video: torch.Tensor, mask: torch.Tensor, windows: list[Window], schedule: NoiseSchedule,
                  samples: int, seed: int, method: str = "ddpm", eta: float = 1.0, precision: str = "fp32",
                  init: Optional[torch.Tensor] = None, start: Optional[int] = None,
-                 noise_corr: float = 0.0, corr_below: int = 0,
+                 noise_corr: float = 0.0, corr_below: int = 0, init_corr: float = 0.0,
                  hold: Optional[torch.Tensor] = None, hold_to: int = 0):
         if hold is not None and init is None:
             raise ValueError("hold needs an init")
@@ -217,6 +219,9 @@ class Sampler:
         self.gen = torch.Generator().manual_seed(seed)
         shape = (samples,) + tuple(video.shape[1:])
         self.x = self._noise(shape)
+        if init_corr > 0.0:
+            shared = self._noise(shape[:2] + (1,) + shape[3:])
+            by_frames(lambda n: time_correlated_noise(n, shared, init_corr), self.x, self.x)
         if init is not None:  # SDEdit: start from an initial fill noised to ``start``
             ab = float(schedule.abar(start))
             a, b = np.sqrt(ab), np.sqrt(1.0 - ab)

@@ -62,14 +62,26 @@ class Conv3x3x3(nn.Conv3d):
     everything else to ``F.conv3d``. Differentiable either way.
     """
 
-    def __init__(self, cin: int, cout: int):
+    def __init__(self, cin: int, cout: int, time_padding: str = "zeros"):
         super().__init__(cin, cout, kernel_size=3, padding=1)
+        if time_padding not in ("zeros", "replicate"):
+            raise ValueError(f"time_padding must be zeros or replicate, got {time_padding!r}")
+        self.time_padding = time_padding
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if (_ONEDNN and x.device.type == "cpu" and x.dtype == torch.float32 and self.weight.dtype == torch.float32
                 and not torch.is_autocast_enabled("cpu")):
-            return torch.ops.aten.mkldnn_convolution(x, self.weight, self.bias, [1, 1, 1], [1, 1, 1], [1, 1, 1], 1)
-        return F.conv3d(x, self.weight, self.bias, padding=1)
+            y = torch.ops.aten.mkldnn_convolution(x, self.weight, self.bias, [1, 1, 1], [1, 1, 1], [1, 1, 1], 1)
+        else:
+            y = F.conv3d(x, self.weight, self.bias, padding=1)
+        if self.time_padding == "replicate":
+            # The zero frame before the first (after the last) replaced by a copy of it:
+            # add what the first (last) temporal tap sees there. Cheaper than padding
+            # the whole input: two one-frame convolutions.
+            w = self.weight.to(y.dtype)
+            y[:, :, :1] += F.conv3d(x[:, :, :1].to(y.dtype), w[:, :, :1], padding=(0, 1, 1))
+            y[:, :, -1:] += F.conv3d(x[:, :, -1:].to(y.dtype), w[:, :, 2:], padding=(0, 1, 1))
+        return y
 
 
 class UNet3D(nn.Module):
@@ -82,18 +94,20 @@ class UNet3D(nn.Module):
     """
 
     def __init__(self, width: int = 32, levels: int = 4, time_channels: int = 16, in_video_channels: int = 3,
-                 residual: bool = False):
+                 residual: bool = False, time_padding: str = "zeros"):
         super().__init__()
         self.width, self.levels, self.time_channels = width, levels, time_channels
         self.residual = residual
         cin = 2 * in_video_channels + 1 + time_channels
-        self.stem = Conv3x3x3(cin, width)
-        self.down = nn.ModuleList(nn.ModuleList([Conv3x3x3(width, width), Conv3x3x3(width, width)])
-                                  for _ in range(levels - 1))
-        self.bottleneck = nn.ModuleList([Conv3x3x3(width, width), Conv3x3x3(width, width)])
-        self.up = nn.ModuleList(nn.ModuleList([Conv3x3x3(2 * width, width), Conv3x3x3(width, width)])
-                                for _ in range(levels - 1))
-        self.head = Conv3x3x3(width, in_video_channels)
+
+        def conv(a: int, b: int) -> Conv3x3x3:
+            return Conv3x3x3(a, b, time_padding)
+
+        self.stem = conv(cin, width)
+        self.down = nn.ModuleList(nn.ModuleList([conv(width, width), conv(width, width)]) for _ in range(levels - 1))
+        self.bottleneck = nn.ModuleList([conv(width, width), conv(width, width)])
+        self.up = nn.ModuleList(nn.ModuleList([conv(2 * width, width), conv(width, width)]) for _ in range(levels - 1))
+        self.head = conv(width, in_video_channels)
         self.up_proj = nn.ModuleList(nn.Conv3d(2 * width, width, kernel_size=1) for _ in range(levels - 1)) \
             if residual else None
         self.reset_parameters()
