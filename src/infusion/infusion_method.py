@@ -39,7 +39,7 @@ from .keyframes import SamplingPass, footage_correlation, keyframe_strides, long
 from .methods import RunContext, get_method
 from .resolution import enlarge_frame, resize_clip, working_size
 from .roi import Box, coarse_side, hole_extent, plan_windows, temporal_windows, training_crop_side, window_weights
-from .sampling import Sampler, to_unit_frames
+from .sampling import Sampler, frame_chunks, to_unit_frames
 from .training import Trainer
 from .unet3d import UNet3D, count_parameters, forward_flops, size_multiple, temporal_reach
 
@@ -398,19 +398,19 @@ def fill_infusion(video: np.ndarray, mask: np.ndarray, config: InfusionConfig, c
         ctx.stats["init_observed"] = round(float(observed.sum()) / max(1.0, float(m[..., y0:y1, x0:x1].sum())), 4)
     top = config.top_timestep
     bounds = interval_bounds(config.num_timesteps, config.num_intervals, top)
-    level_corr = [config.keyframe_noise_corr] * len(passes)
+    level_corr = None  # LevelSampler's default: config.keyframe_noise_corr at every level
     if len(passes) > 1 and config.keyframe_noise_corr < 0:  # from the footage around the hole
         region = (slice(None), slice(y0, y1), slice(x0, x1))
         level_corr = [float(np.nan_to_num(footage_correlation(vid[region], ~msk[region], p.stride)))
-                      for p in passes]
+                      for p in passes[:-1]] + [0.0]
         ctx.progress.log("infusion: keyframe noise correlated " + ", ".join(
-            f"{c:.2f} at stride {p.stride}" for c, p in zip(level_corr[:-1], passes)))
-    if len(passes) > 1:
-        ctx.stats["keyframe_noise_corr"] = [round(c, 4) for c in level_corr[:-1]]
+            f"{c:.2f} at stride {p.stride}" for c, p in zip(level_corr, passes[:-1])))
     levels = LevelSampler(v[..., y0:y1, x0:x1], m[..., y0:y1, x0:x1], passes, config, schedule, ctx.samples,
                           seed=ctx.seed + 1_000_003, precision=trainer.precision, multiple=model.multiple, init=init,
                           corr_below=bounds[-1][1] + 1,  # the least noisy interval is 0 .. bounds[-1][1]
                           hold=observed if config.init_hold_t >= 0 else None, level_corr=level_corr)
+    if len(passes) > 1:
+        ctx.stats["keyframe_noise_corr"] = [round(max(c, 0.0), 4) for c in levels.level_corr[:-1]]
     plan = sampling_plan(config.num_timesteps, config.num_intervals, config.sample_steps_per_interval,
                          config.resample_jump, config.resample_count, top,
                          config.sample_steps_last_interval or None)
@@ -494,7 +494,9 @@ def fill_infusion(video: np.ndarray, mask: np.ndarray, config: InfusionConfig, c
     ctx.stats.update(_report(config, model, stats, levels, train_shape))
     result = levels.result()
     if config.redraw_lowpass > 0 and init is not None:
-        keep_start_colour(result, to_unit_frames(init), msk[:, y0:y1, x0:x1], config.redraw_lowpass)
+        for f in frame_chunks(init):  # the start in [0, 1] a few frames at a time, not a clip-sized copy
+            keep_start_colour(result[:, f], to_unit_frames(init[:, :, f]), msk[f, y0:y1, x0:x1],
+                              config.redraw_lowpass)
     # the clip-sized tensors of the run, freed before the output is made
     sampler = levels = trainer = init = observed = v = m = None
     full = np.broadcast_to(vid, (ctx.samples,) + vid.shape).copy()
