@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from infusion.config import InfusionConfig
+from infusion.config import INFUSION_PRESETS, InfusionConfig
 from infusion.diffusion import NoiseSchedule
 from infusion.infusion_method import LevelSampler, choose_strides
 from infusion.unet3d import size_multiple
@@ -69,19 +69,30 @@ def test_auto_turns_keyframes_on_only_for_long_occlusions():
     assert choose_strides(InfusionConfig(keyframes="on"), short) == [4, 1]
 
 
+@pytest.mark.parametrize("name", sorted(INFUSION_PRESETS))
+def test_presets_that_tie_keyframe_noise_sample_keyframes(name):
+    """keyframe_noise_corr acts on keyframe levels only: a preset setting it must make them."""
+    config = INFUSION_PRESETS[name]
+    long = np.ones((200, 8, 8), bool)
+    if config.keyframe_noise_corr != 0.0:
+        assert len(choose_strides(config, long)) > 1
+
+
 TINY = dict(width=8, levels=2, time_channels=8, num_timesteps=60, num_intervals=2, steps_per_interval=3,
             sample_steps_per_interval=2, clip_frames=4, crop_size=0, lr=1e-3, keyframes="on", keyframe_factor=3)
 
 
-@pytest.mark.parametrize("samples", [1, 2])
-def test_keyframe_run_is_exact_outside_the_hole_and_resumable(tmp_path, samples):
+@pytest.mark.parametrize("samples,redraw_t,stop_after", [(1, -1, 2), (2, -1, 2), (1, 29, 3), (2, 29, 3)])
+def test_keyframe_run_is_exact_outside_the_hole_and_resumable(tmp_path, samples, redraw_t, stop_after):
     """With one sample the levels are written into the run's own video (no
-    copy of it); a resume rebuilds that video and puts them back."""
+    copy of it); a resume rebuilds that video and puts them back, also
+    after the finest level has taken the keyframes into its hole
+    (keyframe_redraw_t=29: the first step of its least noisy interval)."""
     rng = np.random.default_rng(0)
     video = rng.integers(0, 256, (40, 16, 16, 3), dtype=np.uint8)
     mask = np.zeros((40, 16, 16), bool)
     mask[:, 4:10, 5:12] = True
-    cfg = InfusionConfig(**TINY)  # levels(2) -> reach 17 -> strides [3, 1]
+    cfg = InfusionConfig(**TINY, keyframe_redraw_t=redraw_t)  # levels(2) -> reach 17 -> strides [3, 1]
     ref = run(video, mask, method="infusion", config=cfg, seed=1, samples=samples)
     assert ref.stats["sampling_levels"] == 2
     assert all(np.array_equal(s[~mask], video[~mask]) for s in ref.samples)
@@ -91,7 +102,7 @@ def test_keyframe_run_is_exact_outside_the_hole_and_resumable(tmp_path, samples)
     def stop_in_second_level(event):
         if event.get("event") == "progress":
             count[0] += 1
-            if count[0] == 6 + 4 + 2:  # 6 training steps, the first level's 4 moves, 2 of the second's
+            if count[0] == 6 + 4 + stop_after:  # 6 training steps, the first level's 4 moves, some of the second's
                 raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
@@ -139,6 +150,69 @@ def test_levels_view_the_canvas_and_the_start_fill_instead_of_copying():
     assert torch.equal(second.mask[:, :, ::3], torch.zeros_like(second.mask[:, :, ::3]))
     two = LevelSampler(*args, samples=2, **kw)
     assert two.canvas.shape[0] == 2 and two.canvas.untyped_storage().data_ptr() != storage
+
+
+class _Const(torch.nn.Module):
+    """A 'network' whose clean estimate is ``value`` everywhere."""
+
+    def __init__(self, value: float):
+        super().__init__()
+        self.value = value
+
+    def forward(self, cond, x_t, mask, t):
+        return torch.full_like(x_t, self.value)
+
+
+def test_finest_level_redraws_the_keyframes_from_keyframe_redraw_t():
+    """keyframe_redraw_t: the finest level keeps the keyframes as known
+    pixels in its noisier steps, then takes them into its hole noised to
+    the step's timestep (``sqrt(abar) k + sqrt(1 - abar) n``) and draws
+    them with the rest; off (-1), they stay the first level's fill. A hold
+    reaches the keyframes once they are redrawn."""
+    frames, h, w = 40, 16, 16
+    mask = torch.zeros((1, 1, frames, h, w), dtype=torch.bool)
+    mask[..., 2:14, 2:14] = True
+    video = torch.zeros((1, 3, frames, h, w))
+    passes = sampling_passes(frames, [3, 1])
+    sched = NoiseSchedule.linear(60)
+    hole = mask.expand(1, 3, -1, -1, -1)
+    keys = torch.zeros_like(hole)
+    keys[:, :, ::3] = hole[:, :, ::3]
+    for redraw_t, expected in ((-1, 0.5), (20, -0.25)):
+        cfg = InfusionConfig(**{**TINY, "num_timesteps": 60}, keyframe_redraw_t=redraw_t)
+        levels = LevelSampler(video.clone(), mask, passes, cfg, sched, samples=1, seed=0, precision="fp32",
+                              multiple=size_multiple(cfg.levels))
+        levels.enter(0).step(_Const(0.5), 50, -1)
+        fine = levels.enter(1)
+        fine.step(_Const(-0.25), 40, 30)  # above keyframe_redraw_t: the keyframes are known
+        assert (fine.x0_hat[keys] == 0.5).all()
+        if redraw_t >= 0:
+            fine._release(20)
+            ab = float(sched.abar(20))
+            x = fine.x[keys]
+            assert abs(float(x.mean()) - np.sqrt(ab) * 0.5) < 0.03
+            assert abs(float(x.std()) - np.sqrt(1.0 - ab)) < 0.03
+            assert bool(fine.mask[:, :, ::3][mask[:, :, ::3]].all()) and not fine.known[keys].any()
+        fine.step(_Const(-0.25), 20, -1)
+        assert (levels.result()[0][keys[0].permute(1, 2, 3, 0)] == (expected + 1) / 2).all()
+        assert (levels.result()[0][~hole[0].permute(1, 2, 3, 0)] == 0.5).all()  # known pixels (0 in [-1, 1])
+
+    # a start fill held down to t = 10 over the whole hole: the keyframes are held too once redrawn
+    init = torch.full((1, 3, frames, h, w), 0.75)
+    cfg = InfusionConfig(**{**TINY, "num_timesteps": 60}, init_fill="patch", init_hold_t=10, keyframe_redraw_t=20)
+    levels = LevelSampler(video.clone(), mask, passes, cfg, sched, samples=1, seed=0, precision="fp32",
+                          multiple=size_multiple(cfg.levels), init=init, hold=mask)
+    levels.enter(0).step(_Const(0.5), 5, -1)  # below the hold: the network's 0.5
+    fine = levels.enter(1)
+    fine.step(_Const(-0.25), 40, 30)
+    assert (fine.x0_hat[keys] == 0.5).all() and (fine.x0_hat[hole & ~keys] == 0.75).all()
+    fine._release(20)  # where held, the keyframes start from the held start fill, noised
+    ab = float(sched.abar(20))
+    assert abs(float(fine.x[keys].mean()) - np.sqrt(ab) * 0.75) < 0.03
+    fine.step(_Const(-0.25), 20, 12)  # released and held
+    assert fine.hold_covers and (fine.x0_hat[hole] == 0.75).all()
+    fine.step(_Const(-0.25), 8, -1)
+    assert (fine.x0_hat[hole] == -0.25).all()
 
 
 def test_footage_correlation_against_closed_forms():

@@ -121,15 +121,20 @@ class LevelSampler:
         self.canvas = video.expand(samples, *video.shape[1:]).clone() if len(passes) > 1 and samples > 1 else video
         self.level: Optional[int] = None
         self.sampler: Optional[Sampler] = None
-        self.windows_per_level = [self._windows(p) for p in passes]
+        self.windows_per_level = [self._windows(level) for level in range(len(passes))]
 
     def _level_mask(self, p: SamplingPass) -> torch.Tensor:
         m = self.mask[:, :, p.index].clone()
         m[:, :, torch.from_numpy(p.known)] = False
         return m
 
-    def _windows(self, p: SamplingPass):
-        m = self._level_mask(p)[0, 0].cpu().numpy() > 0.5
+    def _redraws(self, level: int) -> bool:
+        """Whether ``level`` (the finest of several) redraws the coarser levels' frames (keyframe_redraw_t)."""
+        return level == len(self.passes) - 1 > 0 and self.config.keyframe_redraw_t >= 0
+
+    def _windows(self, level: int):
+        p = self.passes[level]
+        m = (self.mask[:, :, p.index] if self._redraws(level) else self._level_mask(p))[0, 0].cpu().numpy() > 0.5
         cfg = self.config
         return plan_windows(m, cfg.window_frames, cfg.window_overlap, cfg.max_window_voxels, cfg.roi_margin,
                             self.multiple, cfg.roi)[1]
@@ -142,6 +147,9 @@ class LevelSampler:
             p = self.passes[level]
             frames = p.index  # views of the canvas and the start fill, not copies
             mask = self._level_mask(p)
+            release = None
+            if self._redraws(level):  # the coarser levels' hole pixels, redrawn in the least noisy steps
+                release = (self.mask[:, :, frames] > 0.5) & (mask <= 0.5)
             # a level above the finest: its noise correlated over its frames (keyframe_noise_corr)
             tied = level < len(self.passes) - 1 and self.level_corr[level] > 0.0
             corr = self.level_corr[level] if tied else self.config.final_noise_corr
@@ -153,8 +161,9 @@ class LevelSampler:
                                    start=self.config.top_timestep, noise_corr=corr,
                                    corr_below=self.config.num_timesteps if tied else self.corr_below,
                                    init_corr=corr if tied else 0.0,
-                                   hold=None if self.hold is None else self.hold[:, :, frames] & (mask > 0.5),
-                                   hold_to=self.config.init_hold_t)
+                                   hold=None if self.hold is None else self.hold[:, :, frames],
+                                   hold_to=self.config.init_hold_t, release=release,
+                                   release_at=self.config.keyframe_redraw_t)
             self.level = level
         return self.sampler
 

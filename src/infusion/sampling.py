@@ -190,26 +190,36 @@ class Sampler:
         ``corr_below`` above the top timestep correlates every step's
         noise; ``init_corr`` correlates the starting noise the same way.
     hold, hold_to : optional
-        Bool ``(1, 1, T, h, w)``, a part of ``mask``: pixels whose clean
-        estimate is ``init`` in every step that starts at timestep
-        ``hold_to`` or above (the network's below; when they are the
-        whole hole the network is not run in those steps). For a start
-        copied from known pixels (the same content seen in another frame,
-        or known patches), which the noisier steps would otherwise redraw
-        less sharp.
+        Bool ``(1, 1, T, h, w)``: the pixels of the hole (``mask``, and
+        ``release`` once released) that it marks have ``init`` as clean
+        estimate in every step that starts at timestep ``hold_to`` or
+        above (the network's below; when they are the whole hole the
+        network is not run in those steps). For a start copied from known
+        pixels (the same content seen in another frame, or known patches),
+        which the noisier steps would otherwise redraw less sharp.
+    release, release_at : optional
+        Bool ``(1, 1, T, h, w)``, pixels outside ``mask`` that join the
+        hole at the first step starting at timestep ``release_at`` or
+        below: their value in ``video`` is noised to that step's timestep
+        and drawn from then on like the rest of the hole (the finest
+        keyframe level redraws the keyframes' finest detail this way).
+        ``video`` must not be read elsewhere for those pixels afterwards:
+        when it is passed with its hidden pixels already erased it is used
+        as it is, and the released pixels are erased in it.
     """
 
     def __init__(self, video: torch.Tensor, mask: torch.Tensor, windows: list[Window], schedule: NoiseSchedule,
                  samples: int, seed: int, method: str = "ddpm", eta: float = 1.0, precision: str = "fp32",
                  init: Optional[torch.Tensor] = None, start: Optional[int] = None,
                  noise_corr: float = 0.0, corr_below: int = 0, init_corr: float = 0.0,
-                 hold: Optional[torch.Tensor] = None, hold_to: int = 0):
+                 hold: Optional[torch.Tensor] = None, hold_to: int = 0,
+                 release: Optional[torch.Tensor] = None, release_at: int = -1):
         if hold is not None and init is None:
             raise ValueError("hold needs an init")
         self.mask = mask
-        self.hold, self.hold_to = hold, hold_to
-        # a hold over the whole hole leaves nothing for the network to estimate above hold_to
-        self.hold_covers = hold is not None and bool(torch.equal(hold.expand_as(mask), mask > 0.5))
+        self.release, self.release_at, self.released = release, release_at, False
+        self.hold_given, self.hold_to = hold, hold_to
+        self._set_hold()
         self.init = init
         self.noise_corr, self.corr_below = noise_corr, corr_below
         self.known = erased(video, mask)
@@ -259,6 +269,8 @@ class Sampler:
     @torch.inference_mode()
     def step(self, model: torch.nn.Module, t: int, s: int) -> None:
         """Advance every sample from timestep ``t`` to ``s < t`` (``s = -1``: the end)."""
+        if self.release is not None and not self.released and t <= self.release_at:
+            self._release(t)
         held = self.hold is not None and t >= self.hold_to
         self.ran_network = not (held and self.hold_covers)
         self.x0_hat = None  # the new estimate replaces it: not two of them at once
@@ -298,6 +310,36 @@ class Sampler:
             self._held_x0 = torch.where(self.hold, self.init, self.known).expand_as(self.x).contiguous()
         return self._held_x0
 
+    def _set_hold(self) -> None:
+        """The held pixels: those of ``hold`` in the current hole."""
+        hold = self.hold_given
+        self.hold = None if hold is None else hold & (self.mask > 0.5)
+        # a hold over the whole hole leaves nothing for the network to estimate above hold_to
+        self.hold_covers = hold is not None and bool(torch.equal(self.hold.expand_as(self.mask), self.mask > 0.5))
+        self._held_x0 = None
+
+    def _release(self, t: int) -> None:
+        """The ``release`` pixels join the hole: their known value noised to timestep ``t``
+        (where the hold covers them at ``t``, ``init`` noised: they start where the held pixels are)."""
+        ab = float(self.schedule.abar(t))
+        a, b = float(np.sqrt(ab)), float(np.sqrt(1.0 - ab))
+        held = self.hold_given if self.hold_given is not None and t >= self.hold_to else None
+
+        def start(x, k, r, h, i, n):
+            value = k if h is None else torch.where(h, i, k)
+            return torch.where(r, a * value + b * n, x)
+
+        by_channel_frames(start, self.x, NoiseStream(self.gen, self.x.numel()), self.x, self.known, self.release,
+                          held, None if held is None else self.init)
+        self._take_released()
+
+    def _take_released(self) -> None:
+        """The mask and the known pixels once the ``release`` pixels have joined the hole."""
+        self.mask = (self.mask > 0.5) | self.release
+        by_frames(lambda k, r: k.masked_fill(r, 0.0), self.known, self.known, self.release)
+        self._set_hold()
+        self.released = True
+
     def jump_back(self, s: int, t: int) -> None:
         """Re-noise the state from timestep ``s`` up to ``t > s`` (RePaint resampling)."""
         by_channel_frames(lambda x, n: renoise(self.schedule, x, s, t, n), self.x,
@@ -320,13 +362,15 @@ class Sampler:
 
     def state_dict(self) -> dict:
         return {"x": self.x.cpu(), "x0_hat": None if self.x0_hat is None else self.x0_hat.cpu(),
-                "rng": self.gen.get_state(), "steps_done": self.steps_done}
+                "rng": self.gen.get_state(), "steps_done": self.steps_done, "released": self.released}
 
     def load_state_dict(self, state: dict) -> None:
         self.x = state["x"].to(self.device)
         self.x0_hat = None if state["x0_hat"] is None else state["x0_hat"].to(self.device)
         self.gen.set_state(state["rng"])
         self.steps_done = int(state["steps_done"])
+        if state.get("released", False) and not self.released:
+            self._take_released()
 
 
 def to_unit_frames(x: torch.Tensor) -> np.ndarray:
