@@ -113,11 +113,15 @@ def test_keyframe_run_is_exact_outside_the_hole_and_resumable(tmp_path, samples,
     assert np.array_equal(resumed.samples, ref.samples)
 
 
-class _Half(torch.nn.Module):
-    """A 'network' whose clean estimate is 0.5 everywhere."""
+class _Const(torch.nn.Module):
+    """A 'network' whose clean estimate is ``value`` everywhere."""
+
+    def __init__(self, value: float):
+        super().__init__()
+        self.value = value
 
     def forward(self, cond, x_t, mask, t):
-        return torch.full_like(x_t, 0.5)
+        return torch.full_like(x_t, self.value)
 
 
 def test_levels_view_the_canvas_and_the_start_fill_instead_of_copying():
@@ -141,7 +145,7 @@ def test_levels_view_the_canvas_and_the_start_fill_instead_of_copying():
     first = levels.enter(0)
     assert first.known.untyped_storage().data_ptr() == storage
     assert first.init.untyped_storage().data_ptr() == init.untyped_storage().data_ptr()
-    first.step(_Half(), 50, -1)
+    first.step(_Const(0.5), 50, -1)
     second = levels.enter(1)  # writes the first level's fill into the video
     hole = mask.bool()
     assert (video[:, :, ::3][hole[:, :, ::3].expand(1, 3, -1, -1, -1)] == 0.5).all()
@@ -150,17 +154,6 @@ def test_levels_view_the_canvas_and_the_start_fill_instead_of_copying():
     assert torch.equal(second.mask[:, :, ::3], torch.zeros_like(second.mask[:, :, ::3]))
     two = LevelSampler(*args, samples=2, **kw)
     assert two.canvas.shape[0] == 2 and two.canvas.untyped_storage().data_ptr() != storage
-
-
-class _Const(torch.nn.Module):
-    """A 'network' whose clean estimate is ``value`` everywhere."""
-
-    def __init__(self, value: float):
-        super().__init__()
-        self.value = value
-
-    def forward(self, cond, x_t, mask, t):
-        return torch.full_like(x_t, self.value)
 
 
 def test_finest_level_redraws_the_keyframes_from_keyframe_redraw_t():
